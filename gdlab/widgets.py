@@ -1,0 +1,153 @@
+"""Learning-rate explorers, built on the learner's own functions.
+
+Each explorer draws once when created (so a notebook run headless shows a picture and
+raises nothing) and again whenever a slider moves.
+"""
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import display
+
+from .learner import NotReady, call
+from .plots import plot_error_surface, plot_loss
+
+
+# Near a minimum, float rounding alone moves the loss by ~1e-15: a rise smaller than this
+# fraction of the loss is not counted.
+RISE_TOLERANCE = 1e-9
+
+
+def rising_epochs(losses):
+    """Return the epochs (1-based) at which the loss went up compared with the epoch before."""
+    losses = np.asarray(losses, dtype=float)
+    return np.flatnonzero(np.diff(losses) > RISE_TOLERANCE * np.abs(losses[:-1])) + 1
+
+
+def describe_training(losses):
+    """Name what a loss history shows: 'not finite', 'diverging', 'oscillating', 'slow' or 'converged'.
+
+    diverging: the loss ends above where it started; oscillating: it rose at some epoch but
+    ends lower; slow: the last tenth of the epochs still brought more than 2% of the total fall.
+    """
+    losses = np.asarray(losses, dtype=float)
+    if not np.all(np.isfinite(losses)):
+        return "not finite"
+    if losses[-1] > losses[0]:
+        return "diverging"
+    if rising_epochs(losses).size:
+        return "oscillating"
+    tail = losses[-max(2, len(losses) // 10):]
+    if tail[0] - tail[-1] > 0.02 * (losses[0] - losses[-1]):
+        return "slow"
+    return "converged"
+
+
+VERDICT_SENTENCES = {
+    "not finite": "The loss became inf or nan: the learning rate made training blow up. Move it down.",
+    "diverging": "The loss ended higher than it started: the learning rate is too large.",
+    "oscillating": "The loss went up at some epochs: the steps overshoot the minimum.",
+    "slow": "The loss is still falling at the end: the learning rate is too small for this many epochs.",
+    "converged": "The loss has levelled off: training converged.",
+}
+
+
+def _sentence(output, text):
+    with output:
+        output.clear_output(wait=True)
+        print(text)
+
+
+def step_explorer(gradient_step, sigmoid, x, y, w, *, max_learnrate=20.0):
+    """Slider over learnrate: the step del_w from the learner's gradient_step, and the error after it."""
+    x, w = np.asarray(x, dtype=float), np.asarray(w, dtype=float)
+    slider = widgets.FloatSlider(value=0.5, min=0.0, max=max_learnrate, step=0.1,
+                                 description="learnrate", continuous_update=False)
+    output = widgets.Output()
+
+    def update(change=None):
+        learnrate = slider.value
+        try:
+            del_w = np.asarray(call(gradient_step, x, y, w, learnrate), dtype=float)
+            before = y - call(sigmoid, np.dot(x, w))
+            after = y - call(sigmoid, np.dot(x, w + del_w))
+        except NotReady as reason:
+            return _sentence(output, reason)
+        with output:
+            output.clear_output(wait=True)
+            fig, (ax_step, ax_error) = plt.subplots(1, 2, figsize=(8, 3))
+            ax_step.bar(np.arange(len(del_w)), del_w, color="tab:blue")
+            ax_step.set_xticks(np.arange(len(del_w)), [f"w{i + 1}" for i in range(len(del_w))])
+            ax_step.set_title("del_w, the change in each weight")
+            ax_error.bar(["before", "after one step"], [before, after], color=["grey", "tab:orange"])
+            ax_error.axhline(0, color="black", lw=0.5)
+            ax_error.set_title("error = y - nn_output")
+            plt.tight_layout()
+            plt.show()
+            print(f"learnrate {learnrate:.1f}: error {before:+.4f} -> {after:+.4f}")
+
+    slider.observe(update, names="value")
+    update()
+    display(widgets.VBox([slider, output]))
+    return slider, output
+
+
+def training_explorer(train, features, targets, weights, *, epochs=50):
+    """Sliders for learnrate (log scale) and epochs; plots the learner's loss history and names it."""
+    learnrate = widgets.FloatLogSlider(value=1.0, base=10, min=-2, max=3.5, step=0.05,
+                                       description="learnrate", continuous_update=False,
+                                       readout_format=".3g")
+    n_epochs = widgets.IntSlider(value=epochs, min=5, max=300, step=5,
+                                 description="epochs", continuous_update=False)
+    output = widgets.Output()
+
+    def update(change=None):
+        try:
+            _, losses = call(train, features, targets, weights, learnrate.value, n_epochs.value)
+        except NotReady as reason:
+            return _sentence(output, reason)
+        verdict = describe_training(losses)
+        with output:
+            output.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(6, 3.5))
+            plot_loss(ax, losses)
+            ax.set_title(f"learnrate {learnrate.value:.3g}: {verdict}")
+            plt.show()
+            rises = rising_epochs(losses)
+            print(f"E after {n_epochs.value} epochs: {float(losses[-1]):.4f} ({verdict}). "
+                  + VERDICT_SENTENCES[verdict])
+            if rises.size:
+                print(f"The loss rose at {rises.size} epochs, first at epoch {rises[0]}.")
+
+    learnrate.observe(update, names="value")
+    n_epochs.observe(update, names="value")
+    update()
+    display(widgets.VBox([widgets.HBox([learnrate, n_epochs]), output]))
+    return learnrate, n_epochs, output
+
+
+def descent_path_explorer(gradient_step, activation, x, y, w_start, *, steps=30):
+    """Slider over learnrate: the path of repeated steps on the two-weight error surface."""
+    x, w_start = np.asarray(x, dtype=float), np.asarray(w_start, dtype=float)
+    slider = widgets.FloatLogSlider(value=30.0, base=10, min=-1, max=2.5, step=0.05,
+                                    description="learnrate", continuous_update=False,
+                                    readout_format=".3g")
+    output = widgets.Output()
+
+    def update(change=None):
+        path = [w_start]
+        try:
+            for _ in range(steps):
+                path.append(path[-1] + np.asarray(call(gradient_step, x, y, path[-1], slider.value)))
+        except NotReady as reason:
+            return _sentence(output, reason)
+        with output:
+            output.clear_output(wait=True)
+            ax = plot_error_surface(x, y, activation, path)
+            error = y - activation(np.dot(x, path[-1]))
+            ax.set_title(f"{steps} steps at learnrate {slider.value:.3g}: error {error:+.4f}")
+            plt.show()
+
+    slider.observe(update, names="value")
+    update()
+    display(widgets.VBox([slider, output]))
+    return slider, output
