@@ -5,12 +5,6 @@ Run nbgrader (or `python -m autograder`) from this directory: it is the course r
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
 c.CourseDirectory.course_id = "gd101"
-c.CourseDirectory.root = "."
-c.CourseDirectory.db_assignments = [
-    dict(name="01_sigmoid"),
-    dict(name="02_gradient_step"),
-    dict(name="03_gradient_descent"),
-]
 
 # The shared how-to-work-this-notebook cell, written once.
 c.IncludeHeaderFooter.header = "source/header.ipynb"
