@@ -1,0 +1,81 @@
+"""Command line: parse arguments, call the pipeline steps, print what they return.
+
+    python -m autograder [--course DIR] release [ASSIGNMENT ...]
+    python -m autograder [--course DIR] grade ASSIGNMENT [--from PATH] [--force] [--no-feedback]
+    python -m autograder [--course DIR] demo
+"""
+import argparse
+import sys
+
+from .course import NbgraderError, open_course
+from .demo import run_demo
+from .feedback import generate_feedback
+from .grade import grade
+from .intake import IntakeError
+from .release import LeakError, release
+from .report import export_grades_csv, summary_table
+
+# Failures that mean "the command could not do its job", shown without a traceback.
+EXPECTED_ERRORS = (LeakError, NbgraderError, IntakeError, FileNotFoundError, FileExistsError)
+
+
+def build_parser():
+    """The argument parser for all subcommands."""
+    parser = argparse.ArgumentParser(prog="autograder", description="Instructor tools for the course.")
+    course = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS lets `--course` go before or after the subcommand without one undoing the other.
+    course.add_argument("--course", default=argparse.SUPPRESS,
+                        help="course directory, holding nbgrader_config.py (default: current dir)")
+    parser.add_argument("--course", default=".", help="course directory (default: current dir)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    rel = commands.add_parser("release", parents=[course], help="regenerate release/ and the student bundle")
+    rel.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: all")
+
+    grd = commands.add_parser("grade", parents=[course], help="autograde, feedback, grades.csv, summary")
+    grd.add_argument("assignment", metavar="ASSIGNMENT")
+    grd.add_argument("--from", dest="source", metavar="PATH",
+                     help="submitted/ layout, LMS folder or zip (default: the course's submitted/)")
+    grd.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
+    grd.add_argument("--no-feedback", dest="feedback", action="store_false", help="skip HTML feedback")
+
+    commands.add_parser("demo", parents=[course], help="run the whole cycle on the sample class")
+    return parser
+
+
+def cmd_release(course, args):
+    """`release`: regenerate release/ and the bundle, list what was written."""
+    released = release(course, args.assignments or None)
+    for path in released.notebooks:
+        print(f"released {path.relative_to(course.root)}")
+    print(f"student bundle: {released.bundle_dir} (+ {released.bundle_zip.name})")
+
+
+def cmd_grade(course, args):
+    """`grade`: autograde, write feedback and grades.csv, print the summary table."""
+    rows = grade(course, args.assignment, submissions=args.source, force=args.force)
+    if args.feedback:
+        graded = [row.student for row in rows if row.status == "graded"]
+        for path in generate_feedback(course, args.assignment, students=graded):
+            print(f"feedback {path.relative_to(course.root)}")
+    print(f"grades: {export_grades_csv(course)}")
+    print(summary_table(rows))
+
+
+def cmd_demo(course, args):
+    """`demo`: the whole instructor cycle on the sample class (prints as it goes)."""
+    run_demo(course)
+
+
+COMMANDS = {"release": cmd_release, "grade": cmd_grade, "demo": cmd_demo}
+
+
+def main(argv=None):
+    """Entry point of `autograder` / `python -m autograder`; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](open_course(args.course), args)
+    except EXPECTED_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,269 @@
+"""Intake step: whatever arrived -> nbgrader's `submitted/<student>/<assignment>/` layout.
+
+Accepted inputs: a folder already in nbgrader's layout (default: the course's `submitted/`),
+a folder of notebooks downloaded from an LMS (`alice_01_sigmoid.ipynb`, `bob_12345_sigmoid.ipynb`,
+`carol - sigmoid (1).ipynb`, or `<student>/<anything>.ipynb`), or a zip of either.
+Every student yields one `Intake` record; a bad file becomes a record with a `problem`, never
+an exception, so one student cannot stop the batch. Every file is kept as received, with its
+sha256, under `submitted/.receipts/` (a hidden folder, so nbgrader does not see it).
+"""
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+import unicodedata
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+RECEIPTS = ".receipts"
+# Files an LMS or an OS adds on its own; they are nobody's submission.
+JUNK = {"__MACOSX", ".DS_Store", ".ipynb_checkpoints", "Thumbs.db", "desktop.ini"}
+# "sigmoid (1)" (a browser's second download), "sigmoid-1" (an LMS resubmission)
+COPY_SUFFIX = re.compile(r"(\s*\(\d+\)|-\d+)$")
+# LMS file names carry numeric ids and LATE flags after the student's name.
+NOISE_TOKEN = re.compile(r"\d+|late")
+# Moodle names each student's folder `Alice Smith_123456_assignsubmission_file_`.
+MOODLE_SUFFIX = re.compile(r"_assignsubmission_.*$", re.IGNORECASE)
+
+
+class IntakeError(RuntimeError):
+    """The input as a whole cannot be read (missing path, corrupt zip)."""
+
+
+@dataclass(frozen=True)
+class Intake:
+    """One student's submission of one assignment.
+
+    `path` is the notebook nbgrader will grade (the assignment folder if the assignment
+    has several notebooks); it is None when `problem` says why nothing can be graded.
+    """
+
+    student: str
+    path: Path | None
+    problem: str | None = None
+
+
+def intake(course, assignment, source=None):
+    """Bring `source` (default: `submitted/`) into `submitted/`; return one `Intake` per student."""
+    source = Path(source) if source else course.submitted_dir
+    if not source.exists():
+        raise IntakeError(f"nothing to take in: {source} does not exist")
+    if source.is_file():
+        with tempfile.TemporaryDirectory(prefix="intake-") as tmp:
+            unzip(source, Path(tmp))
+            return intake_folder(course, assignment, Path(tmp),
+                                 label=lambda p, root: f"{source.name}!{p.relative_to(root)}")
+    return intake_folder(course, assignment, source)
+
+
+def unzip(archive, into):
+    """Extract `archive` into the folder `into`; raise `IntakeError` if it is no zip."""
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            zipped.extractall(into)  # zipfile drops absolute paths and `..` from names
+    except (zipfile.BadZipFile, OSError) as error:
+        raise IntakeError(f"cannot read {archive} as a zip: {error}") from error
+
+
+def unwrap(folder, assignments):
+    """Descend through folders that only wrap a single folder (`submissions/...`).
+
+    Stops at nbgrader's layout, so a one-student `alice/01_sigmoid/` keeps its owner.
+    """
+    entries = [p for p in folder.iterdir() if not is_junk(p.name)]
+    if len(entries) == 1 and entries[0].is_dir() and not is_nbgrader_layout(folder, assignments):
+        return unwrap(entries[0], assignments)
+    return folder
+
+
+def is_junk(name):
+    """True for file and folder names no student chose (OS, LMS and Jupyter leftovers)."""
+    return name in JUNK or name.startswith(".")
+
+
+def intake_folder(course, assignment, root, *, label=None):
+    """Intake from a folder (nbgrader layout or LMS style); see `intake`.
+
+    If the submissions sit in a wrapper folder, a notebook whose name does not say whose
+    it is belongs to the innermost wrapper (a zip of `alice/sigmoid.ipynb`).
+    """
+    label = label or (lambda path, top: str(path.relative_to(top)))
+    folder = unwrap(root, course.assignments())
+    if is_nbgrader_layout(folder, course.assignments()):
+        groups = {safe_id(d.name): files_under(d / assignment) for d in sorted(folder.iterdir())
+                  if (d / assignment).is_dir() and not is_junk(d.name)}
+    else:
+        groups = group_by_student(folder, assignment, course.notebooks(assignment),
+                                  fallback=safe_id(folder.name) if folder != root else "")
+    return [take_student(course, assignment, student, files,
+                         originals={f: label(f, root) for f in files})
+            for student, files in sorted(groups.items())]
+
+
+def is_nbgrader_layout(folder, assignments):
+    """True if `folder` looks like nbgrader's `submitted/`: `<student>/<assignment>/` inside,
+    for any of the course's `assignments`."""
+    return any((d / name).is_dir() for d in folder.iterdir() if d.is_dir() for name in assignments)
+
+
+def files_under(folder):
+    """The files a student made under `folder`, sorted, leftovers skipped."""
+    return sorted(p for p in folder.rglob("*") if p.is_file()
+                  and not any(is_junk(part) for part in p.relative_to(folder).parts))
+
+
+def group_by_student(folder, assignment, notebooks, *, fallback=""):
+    """Map student id -> files, for an LMS download.
+
+    A file in a sub-folder belongs to the student the sub-folder is named after; a file at
+    the top belongs to the student its name starts with, else to `fallback`.
+    """
+    tags = [assignment] + list(notebooks)
+    groups = defaultdict(list)
+    for path in files_under(folder):
+        parts = path.relative_to(folder).parts
+        if len(parts) > 1:
+            owner = safe_id(MOODLE_SUFFIX.sub("", parts[0]))
+        else:
+            owner = student_from_filename(path.stem, tags) or fallback
+        groups[owner].append(path)
+    return disambiguate(groups)
+
+
+def student_from_filename(stem, tags):
+    """Derive a student id from an LMS file name, with its numeric ids still attached.
+
+    `alice_01_sigmoid` -> `alice`, `bob_12345_sigmoid` -> `bob_12345`,
+    `carol - sigmoid (1)` -> `carol`. The assignment / notebook names in `tags` are cut off.
+    """
+    name = safe_id(COPY_SUFFIX.sub("", stem))
+    for tag in sorted({safe_id(t) for t in tags}, key=len, reverse=True):
+        if name == tag or name.endswith("_" + tag):
+            name = name[: -len(tag)].rstrip("_-")
+            break
+    return name
+
+
+def disambiguate(groups):
+    """Drop LMS numbers and LATE flags from ids (`bob_12345` -> `bob`) where that stays unique."""
+    short = {student: _without_noise(student) for student in groups}
+    counts = defaultdict(int)
+    for name in short.values():
+        counts[name] += 1
+    renamed = defaultdict(list)
+    for student, files in groups.items():
+        renamed[short[student] if counts[short[student]] == 1 else student] += files
+    return dict(renamed)
+
+
+def _without_noise(student):
+    """`bob_12345` -> `bob`, `dan_late_7_8` -> `dan`; an id made only of numbers is kept."""
+    tokens = student.split("_")
+    while len(tokens) > 1 and NOISE_TOKEN.fullmatch(tokens[-1]):
+        tokens.pop()
+    return "_".join(tokens)
+
+
+def safe_id(text):
+    """A student id nbgrader and file systems accept: lowercase ASCII, digits, `_` and `-`."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9_-]+", "_", ascii_text.lower()).strip("_-")
+
+
+def take_student(course, assignment, student, files, *, originals):
+    """Receipt a student's files, place them as nbgrader expects, and return the record."""
+    for path in files:
+        keep_receipt(course, assignment, student, path, original=originals[path])
+    expected = course.notebooks(assignment)
+    chosen, problem = match_notebooks([f for f in files if f.suffix == ".ipynb"], expected)
+    if not student:
+        problem = "cannot tell whose files these are"
+    if problem:
+        return Intake(student or "unknown", None, f"{problem} ({_names(files)})")
+    problem = next(filter(None, (unreadable(f) for f in chosen.values())), None)
+    if problem:
+        return Intake(student, None, problem)
+    target = course.submitted_dir / student / assignment
+    if not all(f.resolve().is_relative_to(target.resolve()) for f in files):
+        shutil.rmtree(target, ignore_errors=True)  # the newest arrival replaces the last one
+        copy_extras(files, target)
+    for name, path in chosen.items():
+        if path.resolve() != (target / f"{name}.ipynb").resolve():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target / f"{name}.ipynb")
+    return Intake(student, target / f"{expected[0]}.ipynb" if len(expected) == 1 else target)
+
+
+def _names(files):
+    """A short list of file names for a problem message."""
+    return ", ".join(sorted(p.name for p in files)) or "no files"
+
+
+def copy_extras(files, target):
+    """Copy files other than notebooks (e.g. nbgrader's `timestamp.txt`) into `target`."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        if path.suffix != ".ipynb":
+            shutil.copyfile(path, target / path.name)
+
+
+def match_notebooks(found, expected):
+    """Pair each expected notebook name with one of the student's notebooks.
+
+    One expected notebook takes any single notebook, whatever it was renamed to; otherwise
+    a notebook must contain the expected name (`gradient_step (1).ipynb`). Returns
+    `(mapping, problem)`.
+    """
+    if not found:
+        return {}, "no notebook"
+    if len(expected) == 1 and len(found) == 1:
+        return {expected[0]: found[0]}, None
+    mapping = {}
+    for name in expected:
+        candidates = [f for f in found if name in safe_id(f.stem)]
+        if len(candidates) != 1:
+            how = "no notebook" if not candidates else f"{len(candidates)} notebooks"
+            return {}, f"{how} for {name}.ipynb"
+        mapping[name] = candidates[0]
+    return mapping, None
+
+
+def unreadable(path):
+    """Why `path` is not a notebook nbgrader can read, or None if it is one."""
+    try:
+        nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+    except Exception as error:  # any reason at all is a reason to report, not to stop
+        detail = (str(error).splitlines() or [""])[0][:60]
+        return f"{path.name} is not a readable notebook ({type(error).__name__}: {detail})"
+    return None
+
+
+def keep_receipt(course, assignment, student, path, *, original):
+    """Store a read-only copy of `path` by content hash and log it in `receipts.jsonl`."""
+    folder = course.submitted_dir / RECEIPTS
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    copy = folder / f"{digest}{path.suffix}"
+    if not copy.exists():
+        shutil.copyfile(path, copy)
+        copy.chmod(0o444)
+    line = json.dumps({"student": student, "assignment": assignment,
+                       "original": original, "sha256": digest}, sort_keys=True)
+    log = folder / "receipts.jsonl"
+    if not log.exists() or line not in log.read_text(encoding="utf-8").splitlines():
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+    return digest
+
+
+def read_receipts(course):
+    """All receipts recorded so far, as dicts (student, assignment, original, sha256)."""
+    log = course.submitted_dir / RECEIPTS / "receipts.jsonl"
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]

@@ -1,0 +1,158 @@
+"""Shared fixtures for the autograder tests: a tiny, real nbgrader course under tmp_path.
+
+The course mirrors the real one (header, one assignment, hand-named grade_ids, the same
+config wiring) but is small enough to release and grade in about a second.
+"""
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from autograder.course import open_course
+from autograder.grade import grade
+
+ASSIGNMENT = "01_sigmoid"
+NOTEBOOK = "sigmoid"
+HIDDEN_LINE = "expected_at_two = 0.8807970780"
+HIDDEN_VALUE = "0.880797078"
+HIDDEN_MESSAGE = "sigmoid(2.0) is off: check the sign of the exponent"
+SOLUTION_LINE = "denominator = 1.0 + np.exp(-x)"
+STUB = "    # YOUR CODE HERE\n    raise NotImplementedError()"
+CORRECT = "    return 1 / (1 + np.exp(-x))"
+WRONG_SIGN = "    return 1 / (1 + np.exp(x))"  # passes the visible check, fails the hidden one
+
+ANSWER = f'''import numpy as np
+
+def sigmoid(x):
+    """Return the logistic sigmoid of x (a number or an array)."""
+    ### BEGIN SOLUTION
+    {SOLUTION_LINE}
+    return 1.0 / denominator
+    ### END SOLUTION'''
+
+TEST_VALUES = f'''"""Check sigmoid at zero (visible) and at two (hidden)."""
+assert sigmoid(0) == 0.5, "sigmoid(0) should be 0.5"
+### BEGIN HIDDEN TESTS
+{HIDDEN_LINE}
+assert abs(sigmoid(2.0) - expected_at_two) < 1e-6, "{HIDDEN_MESSAGE}"
+### END HIDDEN TESTS'''
+
+TEST_SHAPE = '''"""Check that sigmoid keeps the shape of an array."""
+assert sigmoid(np.zeros(3)).shape == (3,), "sigmoid should work element-wise"'''
+
+CONFIG = '''c = get_config()  # noqa: F821
+c.CourseDirectory.course_id = "gd101"
+c.CourseDirectory.root = "."
+c.IncludeHeaderFooter.header = "source/header.ipynb"
+from autograder.feedback import FEEDBACK_PREPROCESSORS  # noqa: E402
+c.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS
+c.ExecutePreprocessor.timeout = 60
+'''
+
+PYPROJECT = '''[project]
+name = "tiny-course"
+version = "0.1.0"
+dependencies = ["numpy>=1.24", "matplotlib>=3.7", "ipywidgets>=8.0",
+                "jupyterlab>=4.0", "notebook>=7.0", "nbgrader>=0.9.2"]
+'''
+
+
+def nbgrader_cell(cell, grade_id, *, grade=False, solution=False, points=None):
+    """Give `cell` nbgrader metadata and a stable id."""
+    meta = {"grade": grade, "grade_id": grade_id, "locked": not solution,
+            "schema_version": 3, "solution": solution}
+    if points is not None:
+        meta["points"] = points
+    cell.metadata["nbgrader"] = meta
+    cell.id = grade_id.replace("_", "-")
+    return cell
+
+
+def write_notebook(path, cells):
+    """Write a notebook with the normalised Python kernelspec."""
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+
+
+def make_course(root):
+    """Build a one-assignment nbgrader course at `root` and return it as a `Course`."""
+    root = Path(root)
+    intro = new_markdown_cell("# The sigmoid\nWrite `sigmoid(x)`; `sigmoid(0)` is `0.5`.")
+    intro.id = "intro"
+    write_notebook(root / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb", [
+        intro,
+        nbgrader_cell(new_code_cell(ANSWER), "sigmoid_answer", solution=True),
+        nbgrader_cell(new_code_cell(TEST_VALUES), "test_sigmoid_values", grade=True, points=2),
+        nbgrader_cell(new_code_cell(TEST_SHAPE), "test_sigmoid_shape", grade=True, points=1),
+    ])
+    write_notebook(root / "source" / "header.ipynb", [
+        nbgrader_cell(new_markdown_cell("Restart the kernel and run all cells before you submit."),
+                      "header_howto"),
+    ])
+    (root / "nbgrader_config.py").write_text(CONFIG)
+    (root / "pyproject.toml").write_text(PYPROJECT)
+    (root / "gdlab").mkdir()
+    (root / "gdlab" / "__init__.py").write_text('"""Student helpers (plots, widgets, data)."""\n')
+    return open_course(root)
+
+
+def submission(course, body):
+    """The released notebook (as JSON text) with the answer stub replaced by `body`."""
+    text = (course.release_dir / ASSIGNMENT / f"{NOTEBOOK}.ipynb").read_text()
+    nb = json.loads(text)
+    for cell in nb["cells"]:
+        source = "".join(cell["source"])
+        if STUB in source:
+            cell["source"] = source.replace(STUB, body)
+    return json.dumps(nb)
+
+
+def place(course, student, text):
+    """Put a submission in nbgrader's `submitted/<student>/<assignment>/` layout."""
+    path = course.submitted_dir / student / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def course(tmp_path):
+    """A fresh course (nothing released, no gradebook)."""
+    return make_course(tmp_path / "course")
+
+
+@pytest.fixture(scope="session")
+def released_template(tmp_path_factory):
+    """One released course (with its gradebook), copied by `released` for each test.
+
+    A fresh gradebook costs nbgrader ~2 s (it shells out to alembic); copying is instant.
+    """
+    from autograder.release import release
+    course = make_course(tmp_path_factory.mktemp("template") / "course")
+    release(course)
+    return course
+
+
+@pytest.fixture
+def released(released_template, tmp_path):
+    """A course whose `release/` has been generated, private to the test."""
+    root = tmp_path / "course"
+    shutil.copytree(released_template.root, root)
+    return open_course(root)
+
+
+@pytest.fixture(scope="session")
+def graded(released_template, tmp_path_factory):
+    """A course graded once for two students: `right` and `wrong_sign`. Treat as read-only."""
+    root = tmp_path_factory.mktemp("graded") / "course"
+    shutil.copytree(released_template.root, root)
+    course = open_course(root)
+    place(course, "right", submission(course, CORRECT))
+    place(course, "wrong_sign", submission(course, WRONG_SIGN))
+    rows = grade(course, ASSIGNMENT)
+    return course, rows

@@ -1,0 +1,122 @@
+"""Intake step: LMS folders, zips and nbgrader's layout become one record per student."""
+import hashlib
+import stat
+import zipfile
+
+import pytest
+from conftest import ASSIGNMENT, CORRECT, NOTEBOOK, place, submission
+
+from autograder.intake import (IntakeError, intake, read_receipts, safe_id,
+                               student_from_filename)
+
+TAGS = [ASSIGNMENT, NOTEBOOK]
+
+
+def by_student(records):
+    """Records keyed by student id."""
+    return {record.student: record for record in records}
+
+
+def expected_path(course, student):
+    """Where nbgrader expects this student's notebook."""
+    return course.submitted_dir / student / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+
+
+def test_lms_folder_names_become_student_ids(released, tmp_path):
+    """`alice_01_sigmoid`, `bob_12345_sigmoid`, `carol - sigmoid (1)` -> alice, bob, carol."""
+    inbox = tmp_path / "lms"
+    inbox.mkdir()
+    good = submission(released, CORRECT)
+    for name in ("alice_01_sigmoid.ipynb", "bob_12345_sigmoid.ipynb", "carol - sigmoid (1).ipynb"):
+        (inbox / name).write_text(good)
+    records = by_student(intake(released, ASSIGNMENT, inbox))
+    assert sorted(records) == ["alice", "bob", "carol"]
+    for student, record in records.items():
+        assert record.problem is None
+        assert record.path == expected_path(released, student)
+        assert record.path.read_text() == good
+
+
+def test_zip_with_folders_keeps_renamed_notebooks_and_reports_problems(released, tmp_path):
+    """Per-student folders in a zip: a renamed notebook is kept; bad ones become problems."""
+    archive = tmp_path / "download.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("submissions/Dave Smith_123456_assignsubmission_file_/sigmoid (1).ipynb",
+                        submission(released, CORRECT))
+        zipped.writestr("submissions/erin/notes.txt", "I ran out of time")
+        zipped.writestr("submissions/frank/sigmoid.ipynb", "{ this is not json")
+        zipped.writestr("submissions/__MACOSX/._junk", "")
+    records = by_student(intake(released, ASSIGNMENT, archive))
+    assert sorted(records) == ["dave_smith", "erin", "frank"]
+    assert records["dave_smith"].path == expected_path(released, "dave_smith")
+    assert records["erin"].path is None and "no notebook" in records["erin"].problem
+    assert records["frank"].path is None and "not a readable notebook" in records["frank"].problem
+    assert not expected_path(released, "frank").exists()
+
+
+def test_zip_of_one_student_folder_keeps_the_owner(released, tmp_path):
+    """A zip holding only `alice/sigmoid.ipynb` is Alice's, not an unknown student's."""
+    archive = tmp_path / "alice.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("alice/sigmoid.ipynb", submission(released, CORRECT))
+    [record] = intake(released, ASSIGNMENT, archive)
+    assert (record.student, record.path) == ("alice", expected_path(released, "alice"))
+
+
+def test_receipts_keep_what_arrived(released, tmp_path):
+    """Each file is kept read-only by sha256, logged once even if taken in twice."""
+    inbox = tmp_path / "lms"
+    inbox.mkdir()
+    text = submission(released, CORRECT)
+    (inbox / "alice_01_sigmoid.ipynb").write_text(text)
+    intake(released, ASSIGNMENT, inbox)
+    intake(released, ASSIGNMENT, inbox)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    assert read_receipts(released) == [{"student": "alice", "assignment": ASSIGNMENT,
+                                        "original": "alice_01_sigmoid.ipynb", "sha256": digest}]
+    copy = released.submitted_dir / ".receipts" / f"{digest}.ipynb"
+    assert copy.read_text() == text
+    assert not copy.stat().st_mode & stat.S_IWUSR
+
+
+def test_nbgrader_layout_in_place(released):
+    """The course's own submitted/ is taken as it is; a renamed notebook gets its real name."""
+    place(released, "gina", submission(released, CORRECT))
+    renamed = released.submitted_dir / "hugo" / ASSIGNMENT / "sigmoid-copy.ipynb"
+    renamed.parent.mkdir(parents=True)
+    renamed.write_text(submission(released, CORRECT))
+    (released.source_dir / "02_other").mkdir()  # zed only handed in another assignment
+    other = released.submitted_dir / "zed" / "02_other" / "other.ipynb"
+    other.parent.mkdir(parents=True)
+    other.write_text(submission(released, CORRECT))
+    records = by_student(intake(released, ASSIGNMENT))
+    assert sorted(records) == ["gina", "hugo"]
+    assert records["hugo"].path == expected_path(released, "hugo")
+    assert renamed.exists()  # what the student handed in is never removed
+
+
+def test_student_ids_from_file_names():
+    """Ids are safe (lowercase, [a-z0-9_-]) and lose the assignment part of the name."""
+    assert safe_id("José Müller!") == "jose_muller"
+    assert student_from_filename("alice_01_sigmoid", TAGS) == "alice"
+    assert student_from_filename("bob_12345_sigmoid", TAGS) == "bob_12345"
+    assert student_from_filename("Carol - sigmoid (1)", TAGS) == "carol"
+
+
+def test_same_name_different_lms_ids_stay_apart(released, tmp_path):
+    """Two Bobs with different LMS numbers keep their numbers, so neither is overwritten."""
+    inbox = tmp_path / "lms"
+    inbox.mkdir()
+    for name in ("bob_111_sigmoid.ipynb", "bob_222_sigmoid.ipynb"):
+        (inbox / name).write_text(submission(released, CORRECT))
+    assert sorted(r.student for r in intake(released, ASSIGNMENT, inbox)) == ["bob_111", "bob_222"]
+
+
+def test_unreadable_input_raises_clearly(course, tmp_path):
+    """A corrupt zip or a missing path stops intake with a clear message."""
+    bad = tmp_path / "broken.zip"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(IntakeError, match="as a zip"):
+        intake(course, ASSIGNMENT, bad)
+    with pytest.raises(IntakeError, match="does not exist"):
+        intake(course, ASSIGNMENT, tmp_path / "nowhere")
