@@ -10,7 +10,7 @@ import sys
 from .course import NbgraderError, open_course
 from .demo import run_demo
 from .feedback import generate_feedback
-from .grade import grade
+from .grade import grade, graded_students
 from .intake import IntakeError
 from .release import LeakError, release
 from .report import export_grades_csv, summary_table
@@ -21,25 +21,29 @@ EXPECTED_ERRORS = (LeakError, NbgraderError, IntakeError, FileNotFoundError, Fil
 
 def build_parser():
     """The argument parser for all subcommands."""
-    parser = argparse.ArgumentParser(prog="autograder", description="Instructor tools for the course.")
-    course = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(prog="autograder",
+                                     description="Instructor tools for the course.")
+    course_option = argparse.ArgumentParser(add_help=False)
     # SUPPRESS lets `--course` go before or after the subcommand without one undoing the other.
-    course.add_argument("--course", default=argparse.SUPPRESS,
+    course_option.add_argument("--course", default=argparse.SUPPRESS,
                         help="course directory, holding nbgrader_config.py (default: current dir)")
     parser.add_argument("--course", default=".", help="course directory (default: current dir)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    rel = commands.add_parser("release", parents=[course], help="regenerate release/ and the student bundle")
+    rel = commands.add_parser("release", parents=[course_option],
+                              help="regenerate release/ and the student bundle")
     rel.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: all")
 
-    grd = commands.add_parser("grade", parents=[course], help="autograde, feedback, grades.csv, summary")
+    grd = commands.add_parser("grade", parents=[course_option],
+                              help="autograde, feedback, grades.csv, summary")
     grd.add_argument("assignment", metavar="ASSIGNMENT")
     grd.add_argument("--from", dest="source", metavar="PATH",
                      help="submitted/ layout, LMS folder or zip (default: the course's submitted/)")
     grd.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
-    grd.add_argument("--no-feedback", dest="feedback", action="store_false", help="skip HTML feedback")
+    grd.add_argument("--no-feedback", dest="feedback", action="store_false",
+                     help="skip HTML feedback")
 
-    commands.add_parser("demo", parents=[course], help="run the whole cycle on the sample class")
+    commands.add_parser("demo", parents=[course_option], help="run the whole cycle on the sample class")
     return parser
 
 
@@ -55,8 +59,7 @@ def cmd_grade(course, args):
     """`grade`: autograde, write feedback and grades.csv, print the summary table."""
     rows = grade(course, args.assignment, submissions=args.source, force=args.force)
     if args.feedback:
-        graded = [row.student for row in rows if row.status == "graded"]
-        for path in generate_feedback(course, args.assignment, students=graded):
+        for path in generate_feedback(course, args.assignment, graded_students(rows)):
             print(f"feedback {path.relative_to(course.root)}")
     print(f"grades: {export_grades_csv(course)}")
     print(summary_table(rows))

@@ -96,10 +96,11 @@ class Course:
         return sorted(p.stem for p in (self.source_dir / self.check(assignment)).glob("*.ipynb"))
 
     def check(self, assignment):
-        """Return `assignment` if `source/` has it; raise FileNotFoundError naming the known ones."""
+        """Return `assignment` if `source/` has it, else raise FileNotFoundError."""
         if assignment not in self.assignments():
             known = ", ".join(self.assignments()) or "none"
-            raise FileNotFoundError(f"no assignment {assignment!r} in {self.source_dir} (known: {known})")
+            raise FileNotFoundError(f"no assignment {assignment!r} in {self.source_dir} "
+                                    f"(known: {known})")
         return assignment
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .course import CONFIG_FILE, open_course
 from .feedback import generate_feedback
-from .grade import grade
+from .grade import grade, graded_students
 from .release import STUDENT_PACKAGE, release
 from .report import export_grades_csv, summary_table
 
@@ -45,8 +45,7 @@ def run_demo(course, *, sample=None, workdir=None, echo=print):
     rows, feedback = {}, []
     for assignment in demo.assignments():
         rows[assignment] = grade(demo, assignment)
-        graded = [row.student for row in rows[assignment] if row.status == "graded"]
-        feedback += generate_feedback(demo, assignment, students=graded)
+        feedback += generate_feedback(demo, assignment, graded_students(rows[assignment]))
         echo(f"\n== {assignment}\n{summary_table(rows[assignment])}")
     csv = export_grades_csv(demo)
     echo("\nfeedback:\n" + "\n".join(f"  {path}" for path in feedback))

@@ -1,8 +1,8 @@
 """Feedback step: HTML per student that shows verdicts and points, never hidden tests.
 
 nbgrader's default feedback prints every test cell as autograded, i.e. with its hidden
-region and the full traceback of a failed check (nbgrader issue 917), which hands the
-hidden checks to the class. `HideHiddenTests` trims both before the HTML is written.
+region and the full traceback of a failed check, which hands the hidden checks to the
+class. `HideHiddenTests` trims both before the HTML is written.
 """
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbformat.v4 import new_output
@@ -24,8 +24,8 @@ def short_error(output):
 
     The traceback goes: it quotes the lines of the cell that failed, i.e. hidden checks.
     """
-    message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".rstrip(": ")
-    return new_output("stream", name="stderr", text=message + "\n")
+    name, value = output.get("ename", "Error"), output.get("evalue", "")
+    return new_output("stream", name="stderr", text=f"{name}: {value}\n" if value else f"{name}\n")
 
 
 class HideHiddenTests(ClearHiddenTests):

@@ -9,7 +9,7 @@ from nbgrader.api import MissingEntry
 from nbgrader.converters import Autograde
 
 from .course import NbgraderError, open_gradebook, run_converter
-from .intake import intake
+from .intake import UNKNOWN_STUDENT, intake
 from .release import ensure_gradebook
 
 
@@ -38,10 +38,16 @@ def grade(course, assignment, submissions=None, force=False):
     return [grade_one(course, assignment, record, force=force) for record in records]
 
 
+def graded_students(rows):
+    """The students whose row says `graded` (those who get feedback)."""
+    return [row.student for row in rows if row.status == "graded"]
+
+
 def grade_one(course, assignment, record, *, force=False):
     """Autograde one `Intake` record and return its `Result`."""
     if record.problem:
-        enrol(course, record.student)
+        if record.student != UNKNOWN_STUDENT:
+            enrol(course, record.student)
         return Result(record.student, None, max_score(course, assignment), "error", record.problem)
     try:
         run_converter(course, Autograde, assignment=assignment, student=record.student,

@@ -14,13 +14,15 @@ import shutil
 import tempfile
 import unicodedata
 import zipfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
 RECEIPTS = ".receipts"
+# Not a valid id on purpose, so it can never clash with a real student.
+UNKNOWN_STUDENT = "(unknown)"
 # Files an LMS or an OS adds on its own; they are nobody's submission.
 JUNK = {"__MACOSX", ".DS_Store", ".ipynb_checkpoints", "Thumbs.db", "desktop.ini"}
 # "sigmoid (1)" (a browser's second download), "sigmoid-1" (an LMS resubmission)
@@ -152,9 +154,7 @@ def student_from_filename(stem, tags):
 def disambiguate(groups):
     """Drop LMS numbers and LATE flags from ids (`bob_12345` -> `bob`) where that stays unique."""
     short = {student: _without_noise(student) for student in groups}
-    counts = defaultdict(int)
-    for name in short.values():
-        counts[name] += 1
+    counts = Counter(short.values())
     renamed = defaultdict(list)
     for student, files in groups.items():
         renamed[short[student] if counts[short[student]] == 1 else student] += files
@@ -184,7 +184,7 @@ def take_student(course, assignment, student, files, *, originals):
     if not student:
         problem = "cannot tell whose files these are"
     if problem:
-        return Intake(student or "unknown", None, f"{problem} ({_names(files)})")
+        return Intake(student or UNKNOWN_STUDENT, None, f"{problem} ({_names(files)})")
     problem = next(filter(None, (unreadable(f) for f in chosen.values())), None)
     if problem:
         return Intake(student, None, problem)
@@ -238,7 +238,8 @@ def unreadable(path):
     try:
         nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
     except Exception as error:  # any reason at all is a reason to report, not to stop
-        detail = (str(error).splitlines() or [""])[0][:60]
+        # nbformat quotes the start of the file in its message; that is noise in a table
+        detail = re.sub(r":\s*'.*", "", (str(error).splitlines() or [""])[0])[:80]
         return f"{path.name} is not a readable notebook ({type(error).__name__}: {detail})"
     return None
 

@@ -24,15 +24,17 @@ from .course import run_converter
 
 # Looser than nbgrader's own delimiters on purpose: a misspelt `### BEGIN HIDDEN TEST` is
 # left in place by nbgrader, and must then be caught here.
-MARKER = re.compile(r"\b(BEGIN|END)\s+(SOLUTION|HIDDEN\s+TESTS?)\b", re.IGNORECASE)
+MARKER = re.compile(r"\b(BEGIN|END)\s+(SOLUTION|HIDDEN\s+TESTS?)\b")
 STUDENT_PACKAGE = "gdlab"
+LESSONS_DIR = "notebooks"
 BUNDLE_NAME = "student-bundle"
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
 # A zip stores timestamps; one fixed date keeps the archive byte-identical between builds.
 ZIP_DATE = (2000, 1, 1, 0, 0, 0)
 # Lines this short or this generic give nothing away; flagging them would only be noise.
 MIN_SECRET_LINE = 10
-TRIVIAL_LINE = re.compile(r"(return|pass|else:|try:|finally:|break|continue|raise)\b\s*\w*\s*(\(\s*\))?")
+TRIVIAL_LINE = re.compile(
+    r"(return|pass|else:|try:|finally:|break|continue|raise)\b\s*\w*\s*(\(\s*\))?")
 NUMBER = re.compile(r"(?<![\w.])(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![\w.])")
 MIN_SECRET_DIGITS = 4
 
@@ -196,7 +198,8 @@ def check_no_leaks(course, *, release_dir=None, assignments=None):
     header = _header_if_any(course)
     leaks = []
     for name in assignments or course.assignments():
-        secrets = secrets_of(sorted((course.source_dir / name).glob("*.ipynb")), visible_extra=header)
+        sources = sorted((course.source_dir / name).glob("*.ipynb"))
+        secrets = secrets_of(sources, visible_extra=header)
         leaks += file_leaks(release_dir / name, secrets)
         for path in sorted((release_dir / name).glob("*.ipynb")):
             leaks += notebook_leaks(path, secrets, label=f"{name}/{path.name}")
@@ -219,12 +222,11 @@ def secrets_of(sources, *, visible_extra=()):
             for region, line in split_regions(cell):
                 regions["visible" if as_visible else region].append(line.strip())
     visible = set(regions["visible"])
-    not_hidden = numbers_in(regions["visible"] + regions["solution"])
+    precise = numbers_in(regions["hidden"], min_digits=MIN_SECRET_DIGITS)
     return Secrets(
         solution_lines=frozenset(_secret_lines(regions["solution"], visible)),
         hidden_lines=frozenset(_secret_lines(regions["hidden"], visible)),
-        hidden_numbers=frozenset(n for n in numbers_in(regions["hidden"], min_digits=MIN_SECRET_DIGITS)
-                                 if n not in not_hidden),
+        hidden_numbers=frozenset(precise - numbers_in(regions["visible"] + regions["solution"])),
     )
 
 
@@ -246,10 +248,10 @@ def split_regions(cell):
     for line, marker in zip(lines, markers):
         if marker is None:
             yield region, line
-        elif marker.group(1).upper() == "END":
+        elif marker.group(1) == "END":
             region = "visible"
         else:
-            region = "solution" if marker.group(2).upper() == "SOLUTION" else "hidden"
+            region = "solution" if marker.group(2) == "SOLUTION" else "hidden"
 
 
 def is_trivial(line):
@@ -328,7 +330,7 @@ def text_files(folder):
 def build_student_bundle(course):
     """Build `dist/student-bundle/` and a deterministic `dist/student-bundle.zip`.
 
-    The bundle holds `release/`, the student package `gdlab/`, environment files that
+    The bundle holds `release/`, the ungraded `notebooks/`, the student package `gdlab/`, environment files that
     install only `gdlab`, and a README. It is checked with `check_bundle` before zipping.
     """
     bundle = course.dist_dir / BUNDLE_NAME
@@ -339,6 +341,9 @@ def build_student_bundle(course):
     if not package.is_dir():
         raise FileNotFoundError(f"student package {package} is missing; cannot build the bundle")
     shutil.copytree(package, bundle / STUDENT_PACKAGE, ignore=COPY_IGNORE)
+    lessons = course.root / LESSONS_DIR
+    if lessons.is_dir():  # the ungraded lessons: start here, the explorers
+        shutil.copytree(lessons, bundle / LESSONS_DIR, ignore=COPY_IGNORE)
     for name, text in student_files(course).items():
         (bundle / name).write_text(text, encoding="utf-8")
     check_bundle(course, bundle)
@@ -356,7 +361,7 @@ def check_bundle(course, bundle):
     secrets = secrets_of(sorted(course.source_dir.glob("*/*.ipynb")),
                          visible_extra=_header_if_any(course))
     for path, text in text_files(bundle):
-        if path.suffix != ".ipynb":
+        if not path.is_relative_to(bundle / "release"):  # release/ is checked in full below
             leaks += [Leak(str(path.relative_to(bundle)), "file", what)
                       for what in text_leaks(text, _hidden_only(secrets), numbers=False)]
     try:
@@ -458,7 +463,8 @@ With pip (in a virtual environment, from this folder): `pip install -r requireme
 Both install the packages listed in those files and `gdlab`, the course's helpers.
 
 ## Work
-Start `jupyter lab` in this folder and open the notebooks, in order:
+Start `jupyter lab` in this folder and open `notebooks/start_here.ipynb` first: it shows
+how to work, validate and submit. Then the assignments, in order:
 {notebooks}
 
 Write your code where it says `YOUR CODE HERE`. Do not delete or rename cells.

@@ -22,13 +22,17 @@ def export_grades_csv(course, path=None):
 
 def summary_table(rows):
     """A plain-text table of grading results: student, score/max, status, reason."""
-    cells = [SUMMARY_COLUMNS] + [(row.student, score_text(row), row.status, row.reason)
+    lines = [SUMMARY_COLUMNS] + [(row.student, score_text(row), row.status, row.reason)
                                  for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(SUMMARY_COLUMNS) - 1)]
-    lines = ["  ".join([text.ljust(width) for text, width in zip(line, widths)] + [line[-1]]).rstrip()
-             for line in cells]
-    lines.insert(1, "  ".join("-" * width for width in widths + [len(SUMMARY_COLUMNS[-1])]))
-    return "\n".join(lines)
+    # Pad every column but the last (reasons vary too much in length to align on).
+    widths = [max(len(line[i]) for line in lines) for i in range(len(SUMMARY_COLUMNS) - 1)]
+    widths.append(len(SUMMARY_COLUMNS[-1]))
+
+    def layout(cells):
+        return "  ".join(text.ljust(width) for text, width in zip(cells, widths)).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([layout(lines[0]), rule] + [layout(line) for line in lines[1:]])
 
 
 def score_text(row):

@@ -29,8 +29,11 @@ def test_lms_folder_names_become_student_ids(released, tmp_path):
     good = submission(released, CORRECT)
     for name in ("alice_01_sigmoid.ipynb", "bob_12345_sigmoid.ipynb", "carol - sigmoid (1).ipynb"):
         (inbox / name).write_text(good)
+    (inbox / "sigmoid.ipynb").write_text(good)  # whose? the name does not say
     records = by_student(intake(released, ASSIGNMENT, inbox))
-    assert sorted(records) == ["alice", "bob", "carol"]
+    assert sorted(records) == ["(unknown)", "alice", "bob", "carol"]
+    unknown = records.pop("(unknown)")
+    assert unknown.path is None and "cannot tell whose" in unknown.problem
     for student, record in records.items():
         assert record.problem is None
         assert record.path == expected_path(released, student)
