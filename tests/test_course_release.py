@@ -1,0 +1,49 @@
+"""The real course: release/ is exactly what the release step generates, and nothing leaks."""
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from autograder.course import open_course
+from autograder.release import check_no_leaks, release
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def rereleased(tmp_path_factory):
+    """A copy of the course with release/ and the bundle regenerated from source/."""
+    root = tmp_path_factory.mktemp("course")
+    for name in ("source", "release", "notebooks", "gdlab"):
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("nbgrader_config.py", "pyproject.toml"):
+        shutil.copy(ROOT / name, root)
+    course = open_course(root)
+    return course, release(course)
+
+
+def test_committed_release_has_no_drift(rereleased):
+    course, released = rereleased
+    assert len(released.notebooks) == 3
+    for path in sorted((ROOT / "release").rglob("*.ipynb")):
+        regenerated = course.release_dir / path.relative_to(ROOT / "release")
+        assert regenerated.read_bytes() == path.read_bytes(), f"{path.name}: run `make release`"
+
+
+def test_committed_release_has_no_leak():
+    check_no_leaks(open_course(ROOT))  # raises LeakError naming file, cell and line
+
+
+def test_bundle_has_lessons_package_and_no_instructor_material(rereleased):
+    _, released = rereleased
+    names = zipfile.ZipFile(released.bundle_zip).namelist()
+    root = names[0].split("/")[0]
+    assert f"{root}/notebooks/start_here.ipynb" in names
+    assert f"{root}/gdlab/widgets.py" in names and f"{root}/gdlab/data/study_habits.csv" in names
+    assert f"{root}/release/02_gradient_step/gradient_step.ipynb" in names
+    assert not [n for n in names if "/autograder/" in n or "/source/" in n or "/tests/" in n]
+    for name in names:
+        text = zipfile.ZipFile(released.bundle_zip).read(name).decode("utf-8", "replace")
+        for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "from autograder", "0.6899744811276125"):
+            assert marker not in text, f"{name} holds {marker!r}"
