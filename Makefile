@@ -23,7 +23,7 @@ demo: setup
 
 # JupyterLab on the course root, with nbgrader's Formgrader, Validate button and Assignment list.
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=.
+	$(BIN)/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root)
 
 release: setup
 	$(BIN)/python -m autograder release
