@@ -17,3 +17,8 @@ c.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS
 
 # A notebook that loops forever must not hold the whole class up.
 c.ExecutePreprocessor.timeout = 120
+
+# Keep the grading terminal readable: the kernel's own log lines (an unencrypted-TCP warning
+# on every start, an interrupt notice on shutdown) are not about the student's work, and
+# anything the student's code prints is still captured in the notebook.
+c.Execute.extra_arguments = ["--IPKernelApp.log_level=CRITICAL"]

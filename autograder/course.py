@@ -119,8 +119,8 @@ def open_course(path=None):
 def load_config(course, **overrides):
     """Load the course's `nbgrader_config.py` and pin the course root.
 
-    The file says `root = "."`, which traitlets resolves against the current directory;
-    pinning it makes the result independent of where Python was started. `overrides`
+    Left alone, nbgrader takes the current directory as the root; pinning it makes the
+    result independent of where Python was started. `overrides`
     are extra `CourseDirectory` settings (e.g. `release_directory="/tmp/x"`).
     """
     config = PyFileConfigLoader(CONFIG_FILE, path=str(course.root)).load_config()
