@@ -4,6 +4,8 @@ nbgrader's default feedback prints every test cell as autograded, i.e. with its 
 region and the full traceback of a failed check, which hands the hidden checks to the
 class. `HideHiddenTests` trims both before the HTML is written.
 """
+import textwrap
+
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbformat.v4 import new_output
 from nbgrader.converters import GenerateFeedback
@@ -11,6 +13,9 @@ from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 from traitlets import List
 
 from .course import NbgraderError, run_converter
+
+
+WRAP_WIDTH = 88
 
 
 def is_test_cell(cell):
@@ -25,7 +30,9 @@ def short_error(output):
     The traceback goes: it quotes the lines of the cell that failed, i.e. hidden checks.
     """
     name, value = output.get("ename", "Error"), output.get("evalue", "")
-    return new_output("stream", name="stderr", text=f"{name}: {value}\n" if value else f"{name}\n")
+    # Wrapped, because the page shows outputs preformatted: one long line would scroll.
+    text = textwrap.fill(f"{name}: {value}" if value else name, width=WRAP_WIDTH)
+    return new_output("stream", name="stderr", text=text + "\n")
 
 
 class HideHiddenTests(ClearHiddenTests):
