@@ -3,34 +3,49 @@
 A check given a hidden expected value never prints it: it says how the answer differs
 (shape, sign, size) and what to look at, and leaves the value out.
 """
+import textwrap
+
 import numpy as np
+
+# `nbgrader validate` cuts every line of an error at about 90 characters; wrapped shorter,
+# the whole message survives (with room for the "CheckFailed: " in front).
+MESSAGE_WIDTH = 72
 
 
 class CheckFailed(AssertionError):
     """A test cell's check failed; the message is meant for the learner."""
 
 
-def _fail(message):
-    raise CheckFailed(message)
+def fail(message):
+    """Stop the test cell with a message for the learner, wrapped to stay readable everywhere."""
+    raise CheckFailed(textwrap.fill(message, width=MESSAGE_WIDTH))
+
+
+def expect(condition, message):
+    """Fail with message unless condition holds (an assert that survives `python -O`)."""
+    if not condition:
+        fail(message)
+
+
 
 
 def as_float_array(name, value):
     """Return value as a float array, or fail saying what type was found instead."""
     if value is None or value is Ellipsis:
-        _fail(f"`{name}` has no value yet: replace the placeholder with your computation.")
+        fail(f"`{name}` has no value yet: replace the placeholder with your computation.")
     try:
         return np.asarray(value, dtype=float)
     except (TypeError, ValueError):
-        _fail(f"`{name}` should be a number or an array of numbers, not {type(value).__name__}.")
+        fail(f"`{name}` should be a number or an array of numbers, not {type(value).__name__}.")
 
 
 def check_number(name, value):
     """Check that value is one finite real number (a float, int, NumPy scalar or 0-d array)."""
     array = as_float_array(name, value)
     if array.shape != ():
-        _fail(f"`{name}` should be a single number, but it has shape {array.shape}.")
+        fail(f"`{name}` should be a single number, but it has shape {array.shape}.")
     if not np.isfinite(array):
-        _fail(f"`{name}` is {float(array)}, not a finite number.")
+        fail(f"`{name}` is {float(array)}, not a finite number.")
     return float(array)
 
 
@@ -38,9 +53,9 @@ def check_shape(name, value, shape):
     """Check that value is an array-like of finite numbers with the given shape."""
     array = as_float_array(name, value)
     if array.shape != tuple(shape):
-        _fail(f"`{name}` should have shape {tuple(shape)}, but it has shape {array.shape}.")
+        fail(f"`{name}` should have shape {tuple(shape)}, but it has shape {array.shape}.")
     if not np.all(np.isfinite(array)):
-        _fail(f"`{name}` contains values that are not finite (inf or nan).")
+        fail(f"`{name}` contains values that are not finite (inf or nan).")
     return array
 
 
@@ -60,4 +75,4 @@ def check_close(name, value, expected, *, rtol=1e-9, atol=0.0, hint="", reveal=F
     elif np.allclose(array, -expected, rtol=rtol, atol=atol):
         message += ": it has the right size but the wrong sign"
     message += "."
-    _fail(f"{message} {hint}".strip())
+    fail(f"{message} {hint}".strip())

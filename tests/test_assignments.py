@@ -143,3 +143,16 @@ def test_feedback_names_the_failed_hidden_check(graded):
     (page,) = generate_feedback(course, "02_gradient_step", students=["fails_error_sign"])
     text = " ".join(page.read_text().replace("&#96;", "`").split())  # messages are wrapped
     assert "`error` is not the expected value: it has the right size but the wrong sign" in text
+
+
+@pytest.mark.parametrize("fixture, message", [
+    ("fails_missing_sigmoid_prime", "it cannot be larger than error / 4"),
+    ("passes_classic_formulation", "Success! Your notebook passes all the tests."),
+])
+def test_nbgrader_validate_shows_the_visible_messages(tmp_path, fixture, message):
+    """What a student sees from `nbgrader validate` (and the Validate button) before submitting."""
+    notebook = tmp_path / "gradient_step.ipynb"
+    shutil.copy(FIXTURES / "submissions" / "02_gradient_step" / f"{fixture}.ipynb", notebook)
+    result = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(notebook)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert message in " ".join(result.stdout.split())
