@@ -9,7 +9,7 @@ import numpy as np
 
 # `nbgrader validate` cuts every line of an error at about 90 characters; wrapped shorter,
 # the whole message survives (with room for the "CheckFailed: " in front).
-MESSAGE_WIDTH = 72
+MESSAGE_WIDTH = 64
 
 
 class CheckFailed(AssertionError):
