@@ -10,7 +10,7 @@ from pathlib import Path
 from .course import CONFIG_FILE, open_course
 from .feedback import generate_feedback
 from .grade import grade, graded_students
-from .release import STUDENT_PACKAGE, release
+from .release import LESSONS_DIR, STUDENT_PACKAGE, release
 from .report import export_grades_csv, summary_table
 
 SAMPLE_CLASS = Path("demo") / "class"
@@ -18,7 +18,7 @@ DEMO_COURSE = Path("build") / "demo-course"
 # Written into the scratch copy; only a folder carrying it may be wiped by a re-run.
 DEMO_MARK = ".autograder-demo"
 # What the scratch course needs from the real one (release/ is regenerated there anyway).
-COPIED = ("source", "release", CONFIG_FILE, "pyproject.toml", STUDENT_PACKAGE)
+COPIED = ("source", "release", LESSONS_DIR, CONFIG_FILE, "pyproject.toml", STUDENT_PACKAGE)
 
 
 @dataclass(frozen=True)

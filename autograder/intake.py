@@ -97,8 +97,12 @@ def intake_folder(course, assignment, root, *, label=None):
     label = label or (lambda path, top: str(path.relative_to(top)))
     folder = unwrap(root, course.assignments())
     if is_nbgrader_layout(folder, course.assignments()):
-        groups = {safe_id(d.name): files_under(d / assignment) for d in sorted(folder.iterdir())
-                  if (d / assignment).is_dir() and not is_junk(d.name)}
+        # Two folders that map to one id must not overwrite each other: their files add up,
+        # and the student is then reported with two notebooks instead of vanishing.
+        groups = defaultdict(list)
+        for d in sorted(folder.iterdir()):
+            if (d / assignment).is_dir() and not is_junk(d.name):
+                groups[safe_id(d.name)] += files_under(d / assignment)
     else:
         groups = group_by_student(folder, assignment, course.notebooks(assignment),
                                   fallback=safe_id(folder.name) if folder != root else "")
@@ -172,7 +176,11 @@ def _without_noise(student):
 def safe_id(text):
     """A student id nbgrader and file systems accept: lowercase ASCII, digits, `_` and `-`."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9_-]+", "_", ascii_text.lower()).strip("_-")
+    student = re.sub(r"[^a-z0-9_-]+", "_", ascii_text.lower()).strip("_-")
+    if student or not text.strip():
+        return student
+    # A name with no Latin letters (Иван, 李娜) still needs an id of its own, stable per name.
+    return "s_" + hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def take_student(course, assignment, student, files, *, originals):

@@ -24,7 +24,7 @@ from .course import run_converter
 
 # Looser than nbgrader's own delimiters on purpose: a misspelt `### BEGIN HIDDEN TEST` is
 # left in place by nbgrader, and must then be caught here.
-MARKER = re.compile(r"\b(BEGIN|END)\s+(SOLUTION|HIDDEN\s+TESTS?)\b")
+MARKER = re.compile(r"\b(BEGIN|END)\s+(SOLUTION|HIDDEN\s+TESTS?)\b", re.IGNORECASE)
 STUDENT_PACKAGE = "gdlab"
 LESSONS_DIR = "notebooks"
 BUNDLE_NAME = "student-bundle"
@@ -330,11 +330,24 @@ def text_files(folder):
 def build_student_bundle(course):
     """Build `dist/student-bundle/` and a deterministic `dist/student-bundle.zip`.
 
-    The bundle holds `release/`, the ungraded `notebooks/`, the student package `gdlab/`, environment files that
-    install only `gdlab`, and a README. It is checked with `check_bundle` before zipping.
+    The bundle holds `release/`, the ungraded `notebooks/`, the student package `gdlab/`,
+    environment files that install only `gdlab`, and a README. It is assembled beside
+    `dist/`, checked with `check_bundle`, and only then replaces the published one, so a
+    leak never reaches `dist/`.
     """
-    bundle = course.dist_dir / BUNDLE_NAME
-    shutil.rmtree(bundle, ignore_errors=True)
+    course.dist_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="staging-", dir=course.dist_dir) as staging:
+        staged = Path(staging) / BUNDLE_NAME
+        assemble_bundle(course, staged)
+        check_bundle(course, staged)
+        bundle = course.dist_dir / BUNDLE_NAME
+        shutil.rmtree(bundle, ignore_errors=True)
+        shutil.move(staged, bundle)
+    return bundle, write_zip(bundle, course.dist_dir / f"{BUNDLE_NAME}.zip")
+
+
+def assemble_bundle(course, bundle):
+    """Copy what students need into the folder `bundle` (unchecked)."""
     bundle.mkdir(parents=True)
     shutil.copytree(course.release_dir, bundle / "release", ignore=COPY_IGNORE)
     package = course.root / STUDENT_PACKAGE
@@ -346,8 +359,6 @@ def build_student_bundle(course):
         shutil.copytree(lessons, bundle / LESSONS_DIR, ignore=COPY_IGNORE)
     for name, text in student_files(course).items():
         (bundle / name).write_text(text, encoding="utf-8")
-    check_bundle(course, bundle)
-    return bundle, write_zip(bundle, course.dist_dir / f"{BUNDLE_NAME}.zip")
 
 
 def check_bundle(course, bundle):
@@ -361,8 +372,13 @@ def check_bundle(course, bundle):
     secrets = secrets_of(sorted(course.source_dir.glob("*/*.ipynb")),
                          visible_extra=_header_if_any(course))
     for path, text in text_files(bundle):
-        if not path.is_relative_to(bundle / "release"):  # release/ is checked in full below
-            leaks += [Leak(str(path.relative_to(bundle)), "file", what)
+        if path.is_relative_to(bundle / "release"):  # checked in full below
+            continue
+        label = str(path.relative_to(bundle))
+        if path.suffix == ".ipynb":  # the lessons: no solution either, read cell by cell
+            leaks += notebook_leaks(path, secrets, label=label)
+        else:  # helper code may share a solution line, never a hidden one
+            leaks += [Leak(label, "file", what)
                       for what in text_leaks(text, _hidden_only(secrets), numbers=False)]
     try:
         check_no_leaks(course, release_dir=bundle / "release")

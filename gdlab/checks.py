@@ -27,8 +27,6 @@ def expect(condition, message):
         fail(message)
 
 
-
-
 def as_float_array(name, value):
     """Return value as a float array, or fail saying what type was found instead."""
     if value is None or value is Ellipsis:

@@ -51,6 +51,47 @@ VERDICT_SENTENCES = {
 }
 
 
+def _as_floats(value):
+    """value as a float array, or None when it is not an array of numbers."""
+    try:
+        return None if value is None else np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return None
+
+
+def _returned(value):
+    """A few words on what a learner's function returned, for a sentence."""
+    if value is None:
+        return "None (is a `return` missing?)"
+    array = _as_floats(value)
+    if array is None:
+        return f"a {type(value).__name__} that is not an array of numbers"
+    return f"an array of shape {array.shape}"
+
+
+def weight_change(gradient_step, x, y, w, learnrate):
+    """del_w from the learner's gradient_step, checked to hold one change per weight."""
+    result = call(gradient_step, x, y, w, learnrate)
+    del_w = _as_floats(result)
+    if del_w is None or del_w.shape != w.shape:
+        raise NotReady(f"`gradient_step` should return one change per weight (shape {w.shape}), "
+                       f"but it returned {_returned(result)}.")
+    return del_w
+
+
+def loss_history(train, features, targets, weights, learnrate, epochs):
+    """The losses from the learner's train, checked to be a pair (weights, losses) with one loss per epoch."""
+    result = call(train, features, targets, weights, learnrate, epochs)
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise NotReady("`train` should return a pair (weights, losses), but it returned "
+                       f"{_returned(result)}.")
+    losses = _as_floats(result[1])
+    if losses is None or losses.shape != (epochs + 1,):
+        raise NotReady(f"`train` should return {epochs + 1} losses for {epochs} epochs (the start, "
+                       f"then one per epoch), but it returned {_returned(result[1])}.")
+    return losses
+
+
 def _sentence(output, text):
     with output:
         output.clear_output(wait=True)
@@ -67,7 +108,7 @@ def step_explorer(gradient_step, sigmoid, x, y, w, *, max_learnrate=20.0):
     def update(change=None):
         learnrate = slider.value
         try:
-            del_w = np.asarray(call(gradient_step, x, y, w, learnrate), dtype=float)
+            del_w = weight_change(gradient_step, x, y, w, learnrate)
             before = y - call(sigmoid, np.dot(x, w))
             after = y - call(sigmoid, np.dot(x, w + del_w))
         except NotReady as reason:
@@ -102,7 +143,7 @@ def training_explorer(train, features, targets, weights, *, epochs=50):
 
     def update(change=None):
         try:
-            _, losses = call(train, features, targets, weights, learnrate.value, n_epochs.value)
+            losses = loss_history(train, features, targets, weights, learnrate.value, n_epochs.value)
         except NotReady as reason:
             return _sentence(output, reason)
         verdict = describe_training(losses)
@@ -137,7 +178,7 @@ def descent_path_explorer(gradient_step, activation, x, y, w_start, *, steps=30)
         path = [w_start]
         try:
             for _ in range(steps):
-                path.append(path[-1] + np.asarray(call(gradient_step, x, y, path[-1], slider.value)))
+                path.append(path[-1] + weight_change(gradient_step, x, y, path[-1], slider.value))
         except NotReady as reason:
             return _sentence(output, reason)
         with output:

@@ -6,6 +6,8 @@ import zipfile
 
 from conftest import ASSIGNMENT, CORRECT, NOTEBOOK, WRONG_SIGN, submission
 
+from nbformat.v4 import new_notebook
+
 from autograder.cli import main
 
 
@@ -49,9 +51,13 @@ def test_demo_grades_the_sample_class_in_a_scratch_copy(released, capsys):
         path = sample / student / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
         path.parent.mkdir(parents=True)
         path.write_text(submission(released, body))
+    lessons = released.root / "notebooks"
+    lessons.mkdir()
+    (lessons / "start_here.ipynb").write_text(json.dumps(new_notebook()))
     assert main(["demo", "--course", str(released.root)]) == 0
     out = capsys.readouterr().out
     demo = released.root / "build" / "demo-course"
+    assert (demo / "dist" / "student-bundle" / "notebooks" / "start_here.ipynb").is_file()
     assert "fully_correct  3/3" in out and "partly_wrong   1/3" in out
     assert str(demo / "feedback" / "partly_wrong" / ASSIGNMENT / f"{NOTEBOOK}.html") in out
     assert not released.submitted_dir.exists()

@@ -1,12 +1,14 @@
 """The real course: release/ is exactly what the release step generates, and nothing leaks."""
+import json
 import shutil
 import zipfile
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from autograder.course import open_course
-from autograder.release import check_no_leaks, release
+from autograder.release import LeakError, check_no_leaks, release
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,3 +49,18 @@ def test_bundle_has_lessons_package_and_no_instructor_material(rereleased):
         text = zipfile.ZipFile(released.bundle_zip).read(name).decode("utf-8", "replace")
         for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "from autograder", "0.6899744811276125"):
             assert marker not in text, f"{name} holds {marker!r}"
+
+
+def test_a_lesson_that_hands_out_a_solution_stops_the_release(rereleased):
+    """notebooks/ ships to students: a copy of lesson 3's training loop there is refused."""
+    course, _ = rereleased
+    source = json.loads((ROOT / "source" / "03_gradient_descent" / "gradient_descent.ipynb").read_text())
+    (train_cell,) = [c for c in source["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "train"]
+    loop = "".join(line for line in train_cell["source"] if "### " not in line)  # no markers: just code
+    lesson = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(loop)])
+    nbformat.write(lesson, course.root / "notebooks" / "shortcut.ipynb")
+    try:
+        with pytest.raises(LeakError, match="shortcut.ipynb"):
+            release(course)
+    finally:
+        (course.root / "notebooks" / "shortcut.ipynb").unlink()

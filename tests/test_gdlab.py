@@ -130,3 +130,23 @@ def test_student_package_defines_no_course_answer():
         defined = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
         assert not defined & answers, f"{path.name} defines {defined & answers}"
         assert "autograder" not in path.read_text(), f"{path.name} imports the instructor's package"
+
+
+@pytest.mark.parametrize("returned, words", [
+    (None, "is a `return` missing?"), (0.1, "shape (4,)), but it returned an array of shape ()"),
+    ([[1, 2], [3]], "a list that is not an array of numbers")])
+def test_step_explorer_explains_a_wrong_return_value(capsys, returned, words):
+    x, y, w = reference.QUIZ["x"], reference.QUIZ["y"], reference.QUIZ["w"]
+    widgets.step_explorer(lambda *args: returned, reference.sigmoid, x, y, w)
+    printed = capsys.readouterr().out
+    assert words in printed and "Traceback" not in printed
+
+
+@pytest.mark.parametrize("train, words", [
+    (lambda *args: None, "should return a pair (weights, losses)"),
+    (lambda f, t, w, rate, epochs: (w, np.zeros(epochs)), "should return 51 losses for 50 epochs")])
+def test_training_explorer_explains_a_wrong_return_value(capsys, train, words):
+    features, targets = data.load_study_habits()
+    widgets.training_explorer(train, features, targets, np.zeros((3, 2)))
+    printed = capsys.readouterr().out
+    assert words in printed and "Traceback" not in printed

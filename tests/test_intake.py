@@ -123,3 +123,22 @@ def test_unreadable_input_raises_clearly(course, tmp_path):
         intake(course, ASSIGNMENT, bad)
     with pytest.raises(IntakeError, match="does not exist"):
         intake(course, ASSIGNMENT, tmp_path / "nowhere")
+
+
+def test_folders_that_map_to_one_id_are_reported_not_merged_silently(released):
+    """`Alice` and `alice` cannot both be `alice`: the clash shows as a problem, nothing vanishes."""
+    good = submission(released, CORRECT)
+    for student in ("Alice", "alice", "Иван", "李娜"):
+        target = released.submitted_dir / student / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+        target.parent.mkdir(parents=True)
+        target.write_text(good)
+    records = by_student(intake(released, ASSIGNMENT))
+    assert len(records) == 3 and "(unknown)" not in records
+    assert records["alice"].path is None and records["alice"].problem
+    assert [r.problem for s, r in records.items() if s != "alice"] == [None, None]
+
+
+def test_names_without_latin_letters_get_distinct_stable_ids():
+    assert safe_id("Иван") != safe_id("李娜")
+    assert safe_id("Иван") == safe_id("Иван") and safe_id("Иван").startswith("s_")
+    assert safe_id("") == ""

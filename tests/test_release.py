@@ -121,3 +121,26 @@ def test_ensure_gradebook_leaves_release_alone(course):
         assignment = gradebook.find_assignment(ASSIGNMENT)
         assert [nb.name for nb in assignment.notebooks] == [NOTEBOOK]
         assert assignment.max_score == 3
+
+
+def test_leak_check_reads_markers_in_any_case(course):
+    """`### Begin Hidden Tests` is left in place by nbgrader; the check still sees its lines."""
+    source = course.source_dir / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    cell = nb.cells[2]
+    cell.source = cell.source.replace("### BEGIN HIDDEN TESTS", "### Begin Hidden Tests").replace(
+        "### END HIDDEN TESTS", "### End Hidden Tests")
+    nbformat.write(nb, source)
+    with pytest.raises(LeakError):
+        release(course)
+
+
+def test_refused_bundle_never_reaches_dist(released):
+    """A leak found in the bundle leaves dist/ as it was: nothing half-built to publish."""
+    before = sorted(p.relative_to(released.dist_dir) for p in released.dist_dir.rglob("*"))
+    (released.root / "gdlab" / "checks.py").write_text(HIDDEN_LINE + "\n")
+    with pytest.raises(LeakError):
+        release(released)
+    after = sorted(p.relative_to(released.dist_dir) for p in released.dist_dir.rglob("*"))
+    assert after == before
+    assert HIDDEN_LINE not in (released.dist_dir / "student-bundle" / "gdlab" / "__init__.py").read_text()
