@@ -6,6 +6,7 @@ Every other step goes through `run_converter`, so nbgrader always sees the cours
 import contextlib
 import logging
 import os
+import shutil
 import sys
 import warnings
 from dataclasses import dataclass
@@ -18,6 +19,11 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config import Config, PyFileConfigLoader
 
 CONFIG_FILE = "nbgrader_config.py"
+STUDENT_PACKAGE = "gdlab"
+LESSONS_DIR = "notebooks"
+# What a working copy of the course needs: the instructor's files, not its grading output.
+COURSE_FILES = ("source", "release", LESSONS_DIR, CONFIG_FILE, "pyproject.toml", STUDENT_PACKAGE)
+COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
 
 # nbgrader's chatter goes to this logger; `run_converter` captures it per call and
 # hands it back (or puts it into the exception), so the CLI output stays readable.
@@ -132,15 +138,38 @@ def load_config(course, **overrides):
     return config
 
 
-@contextlib.contextmanager
-def _venv_tools_on_path():
-    """Put this interpreter's `bin/` first on PATH for the duration.
+def copy_course(course, target):
+    """Copy the course's own files (`COURSE_FILES`, those present) to `target`; return that course.
+
+    Grading output (submitted/, autograded/, the gradebook) stays behind, so the copy
+    starts clean: the demo, the tests and the benchmarks work in such copies.
+    """
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in COURSE_FILES:
+        source = course.root / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=COPY_IGNORE)
+        elif source.is_file():
+            shutil.copyfile(source, target / name)
+    return open_course(target)
+
+
+def tools_env():
+    """os.environ with this interpreter's `bin/` first on PATH, for running nbgrader.
 
     nbgrader shells out to the `alembic` script when it creates a gradebook; without the
     venv on PATH that fails half-way and leaves a database nbgrader can no longer upgrade.
     """
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return {**os.environ, "PATH": path}
+
+
+@contextlib.contextmanager
+def _venv_tools_on_path():
+    """Run the block with `tools_env()`'s PATH (nbgrader runs in-process)."""
     old = os.environ.get("PATH", "")
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), old])
+    os.environ["PATH"] = tools_env()["PATH"]
     try:
         yield
     finally:

@@ -7,18 +7,16 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .course import CONFIG_FILE, open_course
+from .course import copy_course
 from .feedback import generate_feedback
 from .grade import grade, graded_students
-from .release import LESSONS_DIR, STUDENT_PACKAGE, release
+from .release import release
 from .report import export_grades_csv, summary_table
 
 SAMPLE_CLASS = Path("demo") / "class"
 DEMO_COURSE = Path("build") / "demo-course"
 # Written into the scratch copy; only a folder carrying it may be wiped by a re-run.
 DEMO_MARK = ".autograder-demo"
-# What the scratch course needs from the real one (release/ is regenerated there anyway).
-COPIED = ("source", "release", LESSONS_DIR, CONFIG_FILE, "pyproject.toml", STUDENT_PACKAGE)
 
 
 @dataclass(frozen=True)
@@ -64,18 +62,8 @@ def prepare_demo_course(course, *, sample, workdir):
         if not (workdir / DEMO_MARK).exists():
             raise FileExistsError(f"{workdir} exists and is not a demo course; not wiping it")
         shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    demo = copy_course(course, workdir)
     (workdir / DEMO_MARK).write_text("scratch copy made by `python -m autograder demo`\n")
-    for name in COPIED:
-        copy_if_present(course.root / name, workdir / name)
     shutil.copytree(sample, workdir / "submitted",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    return open_course(workdir)
-
-
-def copy_if_present(source, target):
-    """Copy a file or folder if it exists (a course may have no release/ yet)."""
-    if source.is_dir():
-        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    elif source.is_file():
-        shutil.copyfile(source, target)
+    return demo

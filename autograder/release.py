@@ -20,15 +20,12 @@ from pathlib import Path
 import nbformat
 from nbgrader.converters import GenerateAssignment
 
-from .course import run_converter
+from .course import COPY_IGNORE, LESSONS_DIR, STUDENT_PACKAGE, run_converter
 
 # Looser than nbgrader's own delimiters on purpose: a misspelt `### BEGIN HIDDEN TEST` is
 # left in place by nbgrader, and must then be caught here.
 MARKER = re.compile(r"\b(BEGIN|END)\s+(SOLUTION|HIDDEN\s+TESTS?)\b", re.IGNORECASE)
-STUDENT_PACKAGE = "gdlab"
-LESSONS_DIR = "notebooks"
 BUNDLE_NAME = "student-bundle"
-COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
 # A zip stores timestamps; one fixed date keeps the archive byte-identical between builds.
 ZIP_DATE = (2000, 1, 1, 0, 0, 0)
 # Lines this short or this generic give nothing away; flagging them would only be noise.

@@ -2,7 +2,6 @@
 
 Peers run in the same process and on the same inputs, so ratios compare like with like.
 """
-import os
 import shutil
 import statistics
 import subprocess
@@ -20,7 +19,7 @@ import nbformat  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 
 from autograder import reference  # noqa: E402
-from autograder.course import open_course, open_gradebook  # noqa: E402
+from autograder.course import copy_course, open_course, open_gradebook, tools_env  # noqa: E402
 from autograder.grade import grade  # noqa: E402
 from gdlab.data import initial_weights, load_study_habits  # noqa: E402
 from gdlab.plots import plot_loss  # noqa: E402
@@ -63,9 +62,7 @@ def bench_training_update(repeats=20):
 
 def make_class(root):
     """A course copy with CLASS_SIZE students, cycling through the assignment's fixtures."""
-    for name in ("source", "release"):
-        shutil.copytree(ROOT / name, root / name)
-    shutil.copy(ROOT / "nbgrader_config.py", root)
+    copy_course(open_course(ROOT), root)
     fixtures = sorted((ROOT / "tests" / "fixtures" / "submissions" / ASSIGNMENT).glob("*.ipynb"))
     notebook = next((ROOT / "source" / ASSIGNMENT).glob("*.ipynb")).name
     for i in range(CLASS_SIZE):
@@ -76,7 +73,7 @@ def make_class(root):
 
 def bench_grading():
     """Submissions per second: the grade command against plain `nbgrader autograde`, same class."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = tools_env()
     with tempfile.TemporaryDirectory() as ours_dir, tempfile.TemporaryDirectory() as plain_dir:
         ours_root, plain_root = Path(ours_dir), Path(plain_dir)
         make_class(ours_root)

@@ -5,7 +5,6 @@ its committed expected score, plain `nbgrader autograde` agrees with the grade c
 the feedback shows no hidden test.
 """
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.course import open_course, open_gradebook
+from autograder.course import copy_course, open_course, open_gradebook, tools_env
 from autograder.feedback import generate_feedback
 from autograder.grade import grade
 
@@ -28,14 +27,6 @@ BROKEN = "sends_truncated_file"
 
 def notebook_name(assignment):
     return next((ROOT / "source" / assignment).glob("*.ipynb")).name
-
-
-def copy_course(into):
-    """A throwaway course directory holding what an instructor's clone holds."""
-    for name in ("source", "release"):
-        shutil.copytree(ROOT / name, into / name)
-    shutil.copy(ROOT / "nbgrader_config.py", into)
-    return into
 
 
 def submit(course_root, student, assignment, notebook_text):
@@ -57,9 +48,8 @@ def fill_submitted(course_root):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = copy_course(tmp_path_factory.mktemp("course"))
-    fill_submitted(root)
-    course = open_course(root)
+    course = copy_course(open_course(ROOT), tmp_path_factory.mktemp("course"))
+    fill_submitted(course.root)
     rows = {a: {row.student: row for row in grade(course, a)} for a in ASSIGNMENTS}
     return course, rows
 
@@ -90,11 +80,10 @@ def test_broken_notebook_gets_a_reason_and_the_batch_goes_on(graded, assignment)
 
 def test_plain_nbgrader_autograde_gives_the_same_scores(graded, tmp_path):
     _, rows = graded
-    root = copy_course(tmp_path)
+    root = copy_course(open_course(ROOT), tmp_path).root
     fill_submitted(root)
     nbgrader = [sys.executable, "-m", "nbgrader"]
-    # As in the instructor's activated environment (nbgrader runs `alembic` from PATH).
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = tools_env()  # as in the instructor's activated environment
     for assignment in ASSIGNMENTS:
         # An instructor's first step: record the assignment in the gradebook.
         subprocess.run(nbgrader + ["generate_assignment", assignment, "--force"], cwd=root,

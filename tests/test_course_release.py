@@ -1,13 +1,12 @@
 """The real course: release/ is exactly what the release step generates, and nothing leaks."""
 import json
-import shutil
 import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from autograder.course import open_course
+from autograder.course import copy_course, open_course
 from autograder.release import LeakError, check_no_leaks, release
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,12 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def rereleased(tmp_path_factory):
     """A copy of the course with release/ and the bundle regenerated from source/."""
-    root = tmp_path_factory.mktemp("course")
-    for name in ("source", "release", "notebooks", "gdlab"):
-        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("nbgrader_config.py", "pyproject.toml"):
-        shutil.copy(ROOT / name, root)
-    course = open_course(root)
+    course = copy_course(open_course(ROOT), tmp_path_factory.mktemp("course"))
     return course, release(course)
 
 

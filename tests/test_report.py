@@ -1,12 +1,11 @@
 """Report step: nbgrader's CSV columns and scores, and the plain-text summary."""
 import csv
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 from conftest import ASSIGNMENT
 
+from autograder.course import tools_env
 from autograder.grade import Result
 from autograder.report import export_grades_csv, summary_table
 
@@ -20,7 +19,7 @@ def test_csv_matches_nbgrader_export(graded, tmp_path):
     course, rows = graded
     ours = export_grades_csv(course, tmp_path / "grades.csv")
     theirs = tmp_path / "nbgrader.csv"
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    env = tools_env()
     subprocess.run([sys.executable, "-m", "nbgrader", "export", "--to", str(theirs)],
                    cwd=course.root, env=env, check=True, capture_output=True)
     assert ours.read_text() == theirs.read_text()
