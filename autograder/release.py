@@ -245,10 +245,10 @@ def split_regions(cell):
     for line, marker in zip(lines, markers):
         if marker is None:
             yield region, line
-        elif marker.group(1) == "END":
+        elif marker.group(1).upper() == "END":
             region = "visible"
         else:
-            region = "solution" if marker.group(2) == "SOLUTION" else "hidden"
+            region = "solution" if marker.group(2).upper() == "SOLUTION" else "hidden"
 
 
 def is_trivial(line):

@@ -129,10 +129,12 @@ def test_leak_check_reads_markers_in_any_case(course):
     nb = nbformat.read(source, as_version=4)
     cell = nb.cells[2]
     cell.source = cell.source.replace("### BEGIN HIDDEN TESTS", "### Begin Hidden Tests").replace(
-        "### END HIDDEN TESTS", "### End Hidden Tests")
+        "### END HIDDEN TESTS", "### End Hidden Tests") + "\nprint('visible again after the region')"
     nbformat.write(nb, source)
-    with pytest.raises(LeakError):
+    with pytest.raises(LeakError) as refused:
         release(course)
+    assert HIDDEN_LINE in str(refused.value)
+    assert "visible again" not in str(refused.value)  # the region ends where its marker says
 
 
 def test_refused_bundle_never_reaches_dist(released):
