@@ -1,114 +1,277 @@
-"""Grade step: intake -> gradebook -> nbgrader autograde, one student at a time.
+"""Grade step: coordinates a whole class, safely, fairly and fast.
 
-Scores are read back from nbgrader's gradebook, so `nbgrader export`, the formgrader and
-a plain `nbgrader autograde` all agree with what this module reports.
+intake -> read and match each notebook (`submission`) -> run it in a sandboxed, warm,
+forked worker (`pool`, `sandbox`, `worker`) under an opaque token -> judge the plain
+numbers it hands back (`verdicts`) -> record (`gradebook`) -> one `Result` row each.
+
+Every submission gets exactly one row: graded, flagged for review (with the reason), or
+an infrastructure error (the box failed twice; the next run retries it). Rows are kept in
+`grading/<assignment>/results.jsonl`, so a second run resumes: an unchanged submission
+that was graded or flagged is not graded again unless `force` is given.
 """
-from dataclasses import dataclass
+import hashlib
+import json
+import secrets
+import sys
+import time
+from dataclasses import asdict, dataclass, field
 
-from nbgrader.api import MissingEntry
-from nbgrader.converters import Autograde
-
-from .course import NbgraderError, open_gradebook, run_converter
+from . import tamper, verdicts
+from .gradebook import Recorder, read_timestamp, write_autograded
 from .intake import UNKNOWN_STUDENT, intake
+from .pool import Pool
+from .progress import Progress
 from .release import ensure_gradebook
+from .sandbox import Limits
+from .submission import Unreadable, autograded_notebook, grade_id, is_answer, is_test, match, \
+    nbgrader_meta, read_notebook
+
+RESULTS_DIR = "grading"
+MAX_LINE = 2_000_000  # longest result line the grader will parse
 
 
 @dataclass(frozen=True)
 class Result:
-    """One row of the grading summary. `score` is None when nothing could be graded."""
+    """One row of the grading results."""
 
     student: str
-    score: float | None
+    assignment: str
+    status: str                 # "graded" | "flagged" | "error" (infrastructure)
+    score: float | None         # None when nothing could be graded
     max_score: float | None
-    status: str  # "graded" or "error"
-    reason: str = ""
-
-
-def grade(course, assignment, submissions=None, force=False):
-    """Autograde every student's submission of `assignment`; return one `Result` each.
-
-    `submissions` is what arrived (see `intake.intake`; default: `submitted/`). With
-    `force`, submissions already autograded and unchanged since are graded again.
-    One failing student never stops the batch: the failure becomes that student's row.
-    """
-    # The gradebook must know the assignment's cells before autograde, and on a fresh
-    # clone it knows nothing; intake comes first so a bad input fails before any work.
-    records = intake(course, course.check(assignment), submissions)
-    ensure_gradebook(course, assignment)
-    return [grade_one(course, assignment, record, force=force) for record in records]
+    reason: str = ""            # why flagged / error, or which checks lost points
+    flags: tuple = ()
+    checks: dict = field(default_factory=dict)  # test grade_id -> (earned, possible)
+    sha256: str = ""
+    seconds: float = 0.0
 
 
 def graded_students(rows):
-    """The students whose row says `graded` (those who get feedback)."""
-    return [row.student for row in rows if row.status == "graded"]
+    """The students with a score in the gradebook (graded or flagged): they get feedback."""
+    return [row.student for row in rows if row.score is not None]
 
 
-def grade_one(course, assignment, record, *, force=False):
-    """Autograde one `Intake` record and return its `Result`."""
+def results_dir(course, assignment):
+    return course.root / RESULTS_DIR / assignment
+
+
+@dataclass
+class Assignment:
+    """What the grader knows about one assignment: the two instructor notebooks and points."""
+
+    name: str
+    notebook: str
+    release_nb: dict
+    source_nb: dict
+    points: dict     # test grade_id -> points
+    others: dict     # other assignment -> its answer grade_ids
+
+    @property
+    def max_score(self):
+        return float(sum(self.points.values()))
+
+
+def load_assignment(course, name):
+    """Read the instructor's notebooks of `name` (one notebook per assignment)."""
+    notebooks = course.notebooks(name)
+    if len(notebooks) != 1:
+        raise ValueError(f"{name}: the hardened grader handles one notebook per assignment")
+    release_nb, _ = read_notebook((course.release_dir / name / f"{notebooks[0]}.ipynb").read_bytes())
+    source_nb, _ = read_notebook((course.source_dir / name / f"{notebooks[0]}.ipynb").read_bytes())
+    points = {grade_id(c): float(nbgrader_meta(c).get("points", 0)) for c in source_nb["cells"]
+              if is_test(nbgrader_meta(c))}
+    others = {}
+    for other in course.assignments():
+        if other != name:
+            for path in (course.release_dir / other).glob("*.ipynb"):
+                nb, _ = read_notebook(path.read_bytes())
+                others[other] = [grade_id(c) for c in nb["cells"] if is_answer(nbgrader_meta(c))]
+    return Assignment(name, notebooks[0], release_nb, source_nb, points, others)
+
+
+def grade(course, assignment, submissions=None, *, force=False, slots=None, limits=Limits(),
+          seed=None, progress_stream=sys.stderr):
+    """Grade every student's submission of `assignment`; return one `Result` each.
+
+    `submissions` is what arrived (see `intake.intake`; default: `submitted/`); `slots`
+    the number of sandboxed workers (default: one per core); `seed` fixes the hidden
+    input variants (default: fresh and secret for every run).
+    """
+    records = intake(course, course.check(assignment), submissions)
+    ensure_gradebook(course, assignment)
+    spec = load_assignment(course, assignment)
+    checks = verdicts.plan(assignment, secrets.randbits(64) if seed is None else seed)
+    previous = {} if force else read_results(course, assignment)
+    rows, pending, resumed = {}, {}, set()
+    with Recorder(course, assignment) as recorder:
+        for record in records:
+            if record.student != UNKNOWN_STUDENT:
+                recorder.enrol(record.student)
+            row, job = prepare(record, spec, checks, previous.get(record.student))
+            if job is not None:
+                pending[secrets.token_hex(8)] = (record, job)
+                continue
+            rows[record.student] = row
+            if row is previous.get(record.student):
+                resumed.add(record.student)
+        flag_identical(pending, spec)
+        with Progress(len(records), stream=progress_stream, label=assignment) as bar:
+            for row in rows.values():
+                bar.advance(status="skipped" if row.student in resumed else row.status)
+            jobs = [(token, job["box"]) for token, (_, job) in pending.items()]
+            with Pool(slots, limits) if jobs else _NoPool() as pool:
+                for run in pool.run(jobs):
+                    record, job = pending.pop(run.token)
+                    row = finish(course, spec, checks, record, job, run, recorder)
+                    rows[record.student] = row
+                    bar.advance(status=row.status)
+    ordered = [rows[student] for student in sorted(rows)]
+    write_results(course, assignment, [row for row in ordered if row.student not in resumed])
+    return ordered
+
+
+class _NoPool:
+    """Stands in for the pool when every submission was resumed or could not be read."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def run(self, jobs):
+        return iter(())
+
+
+def prepare(record, spec, checks, previous):
+    """Read and match one submission: a finished `Result` (unreadable, resumed...) or a job."""
     if record.problem:
-        if record.student != UNKNOWN_STUDENT:
-            enrol(course, record.student)
-        return Result(record.student, None, max_score(course, assignment), "error", record.problem)
+        return Result(record.student, spec.name, "flagged", None, spec.max_score,
+                      f"unreadable: {record.problem}", ("unreadable",)), None
+    data = record.path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if previous is not None and previous.sha256 == digest and previous.status != "error":
+        return previous, None  # unchanged since it was graded: resume, do not regrade
     try:
-        run_converter(course, Autograde, assignment=assignment, student=record.student,
-                      force=force or is_stale(course, assignment, record.student),
-                      create_student=True)
-    except NbgraderError as error:
-        return Result(record.student, None, max_score(course, assignment), "error", str(error))
-    return scored(course, assignment, record.student)
+        notebook, notes = read_notebook(data)
+    except Unreadable as error:
+        return Result(record.student, spec.name, "flagged", None, spec.max_score,
+                      f"unreadable: {error}", ("unreadable",), sha256=digest), None
+    matched = match(notebook, spec.release_nb, spec.others)
+    if any(flag.startswith("wrong notebook") for flag in matched.flags):
+        return Result(record.student, spec.name, "flagged", None, spec.max_score,
+                      matched.flags[0], tuple(matched.flags), sha256=digest), None
+    mine = [c["source"] for cells in matched.answers.values() for c in cells]
+    mine += [c["source"] for cells in matched.extras.values() for c in cells]
+    box = {"cells": matched.cells, "reruns": matched.reruns, "probes": checks.probes,
+           "seed": int(digest[:8], 16)}
+    return None, {"box": box, "matched": matched, "notes": notes, "sha256": digest,
+                  "static": tamper.static_flags(mine), "identical": []}
 
 
-def is_stale(course, assignment, student):
-    """True if a submitted file is newer than its autograded copy.
-
-    nbgrader only notices a resubmission through `timestamp.txt`, which an LMS download
-    lacks; without this, a corrected notebook would silently keep its old score.
-    """
-    submitted = course.submitted_dir / student / assignment
-    autograded = course.autograded_dir / student / assignment
-    for path in submitted.glob("*.ipynb"):
-        copy = autograded / path.name
-        if not copy.exists() or path.stat().st_mtime > copy.stat().st_mtime:
-            return True
-    return False
+def flag_identical(pending, spec):
+    """Note submissions whose files are byte-identical to another student's (not the blank
+    release notebook): a copied file is worth a look; a shared answer alone is not."""
+    blank = hashlib.sha256(json.dumps(spec.release_nb, sort_keys=True).encode()).hexdigest()
+    owners = {}
+    for record, job in pending.values():
+        owners.setdefault(job["sha256"], []).append(record.student)
+    for record, job in pending.values():
+        others = [s for s in owners[job["sha256"]] if s != record.student]
+        if others and job["sha256"] != blank:
+            job["identical"] = [f"identical file to {', '.join(sorted(others))}'s"]
 
 
-def enrol(course, student):
-    """Add `student` to the gradebook, so exports list them (with zero) even if ungraded."""
-    with open_gradebook(course) as gradebook:
-        gradebook.update_or_create_student(student)
-
-
-def max_score(course, assignment):
-    """The assignment's maximum score according to the gradebook."""
-    with open_gradebook(course) as gradebook:
-        return gradebook.find_assignment(assignment).max_score
-
-
-def scored(course, assignment, student):
-    """The `Result` for a student autograded by nbgrader, read from the gradebook.
-
-    The score is nbgrader export's `score` (late penalty applied); `reason` names the
-    checks that lost points.
-    """
-    with open_gradebook(course) as gradebook:
+def parse_lines(raw):
+    """The box's result lines, parsed defensively: cells, probes, signals, and whether the
+    run reached its end. A line that is not JSON is counted, never trusted."""
+    cells, probes, signals, done, garbled = {}, {}, [], False, 0
+    for line in raw.split(b"\n"):
+        if not line.strip():
+            continue
         try:
-            submission = gradebook.find_submission(assignment, student)
-        except MissingEntry:
-            return Result(student, None, max_score(course, assignment), "error",
-                          "autograde left no submission in the gradebook")
-        penalty = submission.late_submission_penalty or 0.0
-        score = max(0.0, submission.score - penalty)
-        return Result(student, score, submission.max_score, "graded", lost_points(submission))
+            item = json.loads(line[:MAX_LINE])
+        except (ValueError, RecursionError):
+            garbled += 1
+            continue
+        if not isinstance(item, dict):
+            garbled += 1
+        elif isinstance(item.get("cell"), int):
+            cells[item["cell"]] = item
+        elif isinstance(item.get("probe"), str):
+            probes[item["probe"]] = item
+        elif isinstance(item.get("signals"), list):
+            signals += [str(s)[:200] for s in item["signals"][:20]]
+        elif item.get("done") is True:
+            done = True
+    return cells, probes, signals, done, garbled
 
 
-def lost_points(submission):
-    """`test_a 0/2, test_b 1/3` for the checks of a gradebook submission that lost points."""
-    lost = [f"{grade.name} {grade.score:g}/{grade.max_score:g}"
-            for notebook in submission.notebooks for grade in notebook.grades
-            if grade.score is not None and grade.score < grade.max_score]
-    manual = [grade.name for notebook in submission.notebooks for grade in notebook.grades
-              if grade.needs_manual_grade]
-    parts = [", ".join(lost)] if lost else []
-    parts += [f"needs manual grading: {', '.join(manual)}"] if manual else []
-    return "; ".join(parts)
+def fate(run, done):
+    """Why a run did not finish cleanly, or None."""
+    if run.truncated:
+        return "output too large: the run handed back more than the limit allows"
+    if run.status == "timeout":
+        return "timeout: the run took longer than the wall-time limit"
+    if run.status in ("signal 9", "signal 24"):
+        return "crashed: killed at the CPU-time limit (an endless loop?)"
+    if not done:
+        return f"crashed: the run ended early ({run.status}), e.g. by os._exit or a fatal error"
+    return None
+
+
+def finish(course, spec, checks, record, job, run, recorder):
+    """Judge one run, record it, and return its row."""
+    digest, matched = job["sha256"], job["matched"]
+    if run.infrastructure_error:
+        return Result(record.student, spec.name, "error", None, spec.max_score,
+                      f"infrastructure error (will be retried): {run.status[16:]}",
+                      sha256=digest, seconds=run.seconds)
+    cells, probes, signals, done, garbled = parse_lines(run.lines)
+    stopped = fate(run, done)
+    judged = checks.judge(probes, failed_to_finish=stopped)
+    earned = {gid: spec.points[gid] if judged.get(gid) and judged[gid].passed else 0.0
+              for gid in spec.points}
+    flags = list(matched.flags) + tamper.flags(job["static"], signals) + job["identical"]
+    if garbled:
+        flags.append(f"tamper attempt: {garbled} result lines were not the grader's")
+    if stopped:
+        flags.insert(0, stopped)
+    outputs = [cells.get(i) for i in range(len(matched.cells))]
+    notebook = autograded_notebook(spec.source_nb, matched, outputs, judged)
+    write_autograded(course, spec.name, record.student, spec.notebook, notebook, record.path.parent)
+    recorder.record(record.student, earned, flagged=bool(flags),
+                    timestamp=read_timestamp(record.path.parent))
+    lost = [f"{gid} {earned[gid]:g}/{spec.points[gid]:g}" for gid in spec.points
+            if earned[gid] < spec.points[gid]]
+    reason = "; ".join(flags) if flags else ", ".join(lost)
+    notes = job["notes"] + matched.notes
+    if notes and not flags:
+        reason = "; ".join(filter(None, [reason] + notes))
+    return Result(record.student, spec.name, "flagged" if flags else "graded",
+                  sum(earned.values()), spec.max_score, reason, tuple(flags),
+                  {gid: (earned[gid], spec.points[gid]) for gid in spec.points}, digest, run.seconds)
+
+
+def read_results(course, assignment):
+    """The latest recorded row of each student (for resuming)."""
+    path = results_dir(course, assignment) / "results.jsonl"
+    latest = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                item = json.loads(line)
+                item.pop("time", None)
+                item["flags"] = tuple(item.get("flags", ()))
+                item["checks"] = {k: tuple(v) for k, v in item.get("checks", {}).items()}
+                latest[item["student"]] = Result(**item)
+    return latest
+
+
+def write_results(course, assignment, rows):
+    """Append rows to the results log (one JSON line each, newest last)."""
+    folder = results_dir(course, assignment)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "results.jsonl").open("a", encoding="utf-8") as log:
+        for row in rows:
+            log.write(json.dumps({**asdict(row), "time": time.time()}) + "\n")

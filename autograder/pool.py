@@ -1,0 +1,200 @@
+"""Where the work runs: a local pool of warm sandboxed workers, one per slot.
+
+`Pool.run(jobs)` takes `(token, job)` pairs (the job: JSON-able cells and probes, no names,
+no expected values) and yields a `RunResult` for each as it finishes. A sandbox that fails
+(a worker that dies, a child that cannot be boxed) is retried on a fresh worker; only
+when that fails too does the job come back as an infrastructure error.
+"""
+import json
+import os
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import sandbox
+from .sandbox import Limits, SandboxUnavailable
+
+BOX_MODULES = [Path(__file__).with_name("sandbox.py"), Path(__file__).with_name("worker.py")]
+RETRIES = 2
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What came back for one job: the child's fate, its raw result lines, or why not."""
+
+    token: str
+    status: str            # "exit 0", "signal 9", "timeout", or "infrastructure: ..."
+    lines: bytes = b""
+    truncated: bool = False
+    seconds: float = 0.0
+
+    @property
+    def infrastructure_error(self):
+        return self.status.startswith("infrastructure")
+
+
+def student_package_dir():
+    """The folder holding `gdlab` (mounted read-only in the box)."""
+    import gdlab
+    return Path(gdlab.__file__).resolve().parent
+
+
+def mpl_config_dir():
+    """A matplotlib config dir with the font cache built once, readable by the box users."""
+    import matplotlib
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    folder = root / "gd-autograder" / f"matplotlib-{matplotlib.__version__}"
+    if not any(folder.glob("fontlist-*.json")):
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], check=True,
+                       env={**os.environ, "MPLCONFIGDIR": str(folder)})
+    for path in [folder, *folder.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return folder
+
+
+def box_command(slot):
+    """The bubblewrap command line for the worker of `slot` (see `sandbox.worker_command`)."""
+    read_only = {Path(sys.base_prefix).resolve(), Path(sys.prefix), student_package_dir(),
+                 mpl_config_dir()}
+    env = {"PATH": "/usr/bin:/bin", "HOME": sandbox.WORKSPACE, "LANG": "C.UTF-8",
+           "OPENBLAS_NUM_THREADS": 1, "OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
+           "MPLBACKEND": "Agg", "MPLCONFIGDIR": mpl_config_dir(),
+           "IPYTHONDIR": f"{sandbox.WORKSPACE}/.ipython", "PYTHONNOUSERSITE": 1}
+    command = sandbox.worker_command(python=Path(sys.executable), read_only=sorted(read_only),
+                                     box_modules=BOX_MODULES, env=env)
+    # An installed (not editable) autograder would sit inside a mounted site-packages:
+    # cover it, so no code in the box can import the reference implementation.
+    here = Path(__file__).resolve().parent
+    if any(here.is_relative_to(path) for path in read_only):
+        command[command.index("--clearenv"):command.index("--clearenv")] = ["--tmpfs", str(here)]
+    return command + [str(slot)]
+
+
+class BoxedWorker:
+    """One warm worker process in its bubblewrap box, spoken to in frames."""
+
+    def __init__(self, slot):
+        self.slot = slot
+        self.process = subprocess.Popen(box_command(slot), stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.stderr_tail = []
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        hello = self.read_frame()
+        if hello is None or b"ready" not in hello:
+            self.close()
+            raise SandboxUnavailable(f"sandbox worker {slot} did not start: "
+                                     + " ".join(self.stderr_tail)[-800:])
+
+    def _drain_stderr(self):
+        for line in self.process.stderr:
+            self.stderr_tail = (self.stderr_tail + [line.decode(errors="replace").strip()])[-20:]
+
+    def read_frame(self):
+        size = self.process.stdout.read(4)
+        if len(size) < 4:
+            return None
+        (length,) = struct.unpack(">I", size)
+        data = self.process.stdout.read(length)
+        return data if len(data) == length else None
+
+    def write_frame(self, data):
+        self.process.stdin.write(struct.pack(">I", len(data)) + data)
+
+    def run(self, token, job_bytes, limits):
+        """Run one job; a `RunResult` (an infrastructure error if the worker broke)."""
+        try:
+            self.write_frame(json.dumps({"token": token, "limits": asdict(limits)}).encode())
+            self.write_frame(job_bytes)
+            self.process.stdin.flush()
+            header, lines = self.read_frame(), self.read_frame()
+        except (BrokenPipeError, OSError) as error:
+            header, lines = None, str(error)
+        if header is None or lines is None:
+            return RunResult(token, "infrastructure: sandbox worker died "
+                             + " ".join(self.stderr_tail)[-300:])
+        header = json.loads(header)
+        status = header["status"]
+        if status.startswith("failed"):  # the box could not be built around this child
+            status = f"infrastructure: {status}"
+        return RunResult(token, status, lines, header["truncated"], header["seconds"])
+
+    @property
+    def alive(self):
+        return self.process.poll() is None
+
+    def close(self):
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.close()
+                self.process.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+
+
+class Pool:
+    """`slots` boxed workers; use as a context manager so they always stop."""
+
+    def __init__(self, slots=None, limits=Limits()):
+        self.slots = slots or os.cpu_count() or 1
+        self.limits = limits
+        sandbox.check_available(self.slots)
+        self.workers = [None] * self.slots
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for worker in self.workers:
+            if worker is not None:
+                worker.close()
+
+    def worker(self, slot, fresh=False):
+        current = self.workers[slot]
+        if fresh or current is None or not current.alive:
+            if current is not None:
+                current.close()
+            self.workers[slot] = BoxedWorker(slot)
+        return self.workers[slot]
+
+    def run(self, jobs):
+        """Yield a `RunResult` per `(token, job)` as each finishes, `slots` at a time."""
+        todo, done = queue.Queue(), queue.Queue()
+        count = 0
+        for token, job in jobs:
+            todo.put((token, json.dumps(job, allow_nan=True).encode()))
+            count += 1
+
+        def serve(slot):
+            while True:
+                try:
+                    token, job = todo.get_nowait()
+                except queue.Empty:
+                    return
+                done.put(self.run_one(slot, token, job))
+
+        threads = [threading.Thread(target=serve, args=(slot,), daemon=True)
+                   for slot in range(min(self.slots, count))]
+        for thread in threads:
+            thread.start()
+        for _ in range(count):
+            yield done.get()
+        for thread in threads:
+            thread.join()
+
+    def run_one(self, slot, token, job):
+        """Run a job on `slot`'s worker, retrying on a fresh worker if the sandbox failed."""
+        result = None
+        for attempt in range(1 + RETRIES):
+            try:
+                result = self.worker(slot, fresh=attempt > 0).run(token, job, self.limits)
+            except SandboxUnavailable as error:
+                result = RunResult(token, f"infrastructure: {error}")
+            if not result.infrastructure_error:
+                return result
+        return result

@@ -1,0 +1,72 @@
+"""Tamper signals: what a student's code did (or was written to do) to fool the checks.
+
+Two sources that check each other: a static reading of the student's cells, done here
+where their code cannot reach, and the signals the box reports after running them
+(patched NumPy, IPython hooks, opened paths outside the workspace). Only a real attempt
+is flagged: plain NumPy, plotting and printing never are.
+"""
+import ast
+import re
+
+from IPython.core.inputtransformer2 import TransformerManager
+
+PATCHABLE_MODULES = {"np", "numpy", "builtins", "__builtins__", "sys", "gdlab", "checks"}
+HOOK_NAMES = {"input_transformers_post": "an IPython input transformer",
+              "input_transformers_cleanup": "an IPython input transformer",
+              "input_transformer_manager": "an IPython input transformer",
+              "ast_transformers": "an IPython AST transformer",
+              "settrace": "a trace function", "setprofile": "a trace function",
+              "addaudithook": "an audit hook", "meta_path": "an import hook",
+              "path_hooks": "an import hook", "excepthook": "an exception hook",
+              "custom_exceptions": "an exception hook"}
+GRADER_MARKERS = ("NBGRADER_EXECUTION", "NBGRADER_VALIDATING")
+# Places in a course directory a student's code has no business reading.
+FOREIGN_PATH = re.compile(r"(^|/)(source|release|submitted|autograded|feedback)/|gradebook\.db"
+                          r"|\.\./|^/(root|home|work|srv|etc/shadow)\b")
+
+
+def static_flags(sources):
+    """Tamper attempts visible in the student's own code (a list of short reasons)."""
+    found = []
+    for source in sources:
+        found += _scan(source)
+    return sorted(set(found))
+
+
+def _scan(source):
+    try:
+        tree = ast.parse(TransformerManager().transform_cell(source))
+    except (SyntaxError, ValueError, RecursionError):
+        return [f"{what} mentioned" for name, what in HOOK_NAMES.items() if name in source]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+            for target in targets:
+                base = _base_name(target)
+                if isinstance(target, (ast.Attribute, ast.Subscript)) and base in PATCHABLE_MODULES:
+                    found.append(f"patches {ast.unparse(target)[:60]}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in ("setattr", "delattr") and node.args \
+                and _base_name(node.args[0]) in PATCHABLE_MODULES:
+            found.append(f"patches {ast.unparse(node.args[0])[:40]} with {node.func.id}")
+        elif isinstance(node, ast.Attribute) and node.attr in HOOK_NAMES:
+            found.append(f"installs {HOOK_NAMES[node.attr]}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if any(marker in node.value for marker in GRADER_MARKERS):
+                found.append("checks whether it runs under the grader")
+            elif FOREIGN_PATH.search(node.value):
+                found.append(f"reaches for {node.value[:60]!r}, outside the workspace")
+    return found
+
+
+def _base_name(node):
+    """The name at the root of `a.b[c].d`, or None."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def flags(static, dynamic):
+    """Every tamper reason as one flag each, static first."""
+    return [f"tamper attempt: {reason}" for reason in list(static) + list(dynamic)]
