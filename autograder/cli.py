@@ -1,7 +1,9 @@
 """Command line: parse arguments, call the pipeline steps, print what they return.
 
     python -m autograder [--course DIR] release [ASSIGNMENT ...]
-    python -m autograder [--course DIR] grade ASSIGNMENT [--from PATH] [--force] [--no-feedback]
+    python -m autograder [--course DIR] grade ASSIGNMENT [--from PATH] [--force] [--workers N]
+                                              [--feedback]
+    python -m autograder [--course DIR] feedback ASSIGNMENT
     python -m autograder [--course DIR] demo
 """
 import argparse
@@ -10,13 +12,16 @@ import sys
 from .course import NbgraderError, open_course
 from .demo import run_demo
 from .feedback import generate_feedback
-from .grade import grade, graded_students
+from .grade import grade, graded_students, results_dir
 from .intake import IntakeError
 from .release import LeakError, release
-from .report import export_grades_csv, summary_table
+from .report import export_grades_csv, summary_table, write_report, write_results_csv
+from .sandbox import SandboxUnavailable
+from .verdicts import MissingCheck
 
 # Failures that mean "the command could not do its job", shown without a traceback.
-EXPECTED_ERRORS = (LeakError, NbgraderError, IntakeError, FileNotFoundError, FileExistsError)
+EXPECTED_ERRORS = (LeakError, NbgraderError, IntakeError, FileNotFoundError, FileExistsError,
+                   SandboxUnavailable, MissingCheck)
 
 
 def build_parser():
@@ -35,13 +40,20 @@ def build_parser():
     rel.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: all")
 
     grd = commands.add_parser("grade", parents=[course_option],
-                              help="autograde, feedback, grades.csv, summary")
+                              help="grade a class in the sandbox: gradebook, CSVs, report, summary")
     grd.add_argument("assignment", metavar="ASSIGNMENT")
     grd.add_argument("--from", dest="source", metavar="PATH",
                      help="submitted/ layout, LMS folder or zip (default: the course's submitted/)")
-    grd.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
-    grd.add_argument("--no-feedback", dest="feedback", action="store_false",
-                     help="skip HTML feedback")
+    grd.add_argument("--force", action="store_true",
+                     help="regrade submissions already graded and unchanged since")
+    grd.add_argument("--workers", type=int, default=None, metavar="N",
+                     help="sandboxed workers grading at once (default: one per core)")
+    grd.add_argument("--feedback", action="store_true",
+                     help="also write HTML feedback (same as the feedback command afterwards)")
+
+    fbk = commands.add_parser("feedback", parents=[course_option],
+                              help="HTML feedback for every graded student, hidden tests hidden")
+    fbk.add_argument("assignment", metavar="ASSIGNMENT")
 
     commands.add_parser("demo", parents=[course_option], help="run the whole cycle on the sample class")
     return parser
@@ -56,13 +68,26 @@ def cmd_release(course, args):
 
 
 def cmd_grade(course, args):
-    """`grade`: autograde, write feedback and grades.csv, print the summary table."""
-    rows = grade(course, args.assignment, submissions=args.source, force=args.force)
+    """`grade`: grade in the sandbox, write the CSVs and the report, print the summary."""
+    rows = grade(course, args.assignment, submissions=args.source, force=args.force,
+                 slots=args.workers)
+    folder = results_dir(course, args.assignment)
+    print(f"results: {write_results_csv(rows, folder / 'results.csv')}")
+    print(f"report: {write_report(rows, folder / 'report.html', title=args.assignment)}")
     if args.feedback:
-        for path in generate_feedback(course, args.assignment, graded_students(rows)):
-            print(f"feedback {path.relative_to(course.root)}")
+        print_feedback(course, args.assignment, graded_students(rows))
     print(f"grades: {export_grades_csv(course)}")
     print(summary_table(rows))
+
+
+def cmd_feedback(course, args):
+    """`feedback`: HTML feedback for everyone with a score in the gradebook."""
+    print_feedback(course, args.assignment, None)
+
+
+def print_feedback(course, assignment, students):
+    for path in generate_feedback(course, course.check(assignment), students):
+        print(f"feedback {path.relative_to(course.root)}")
 
 
 def cmd_demo(course, args):
@@ -70,7 +95,8 @@ def cmd_demo(course, args):
     run_demo(course)
 
 
-COMMANDS = {"release": cmd_release, "grade": cmd_grade, "demo": cmd_demo}
+COMMANDS = {"release": cmd_release, "grade": cmd_grade, "feedback": cmd_feedback,
+            "demo": cmd_demo}
 
 
 def main(argv=None):

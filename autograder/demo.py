@@ -9,9 +9,9 @@ from pathlib import Path
 
 from .course import copy_course
 from .feedback import generate_feedback
-from .grade import grade, graded_students
+from .grade import grade, graded_students, results_dir
 from .release import release
-from .report import export_grades_csv, summary_table
+from .report import export_grades_csv, summary_table, write_report
 
 SAMPLE_CLASS = Path("demo") / "class"
 DEMO_COURSE = Path("build") / "demo-course"
@@ -43,8 +43,10 @@ def run_demo(course, *, sample=None, workdir=None, echo=print):
     rows, feedback = {}, []
     for assignment in demo.assignments():
         rows[assignment] = grade(demo, assignment)
+        report = write_report(rows[assignment], results_dir(demo, assignment) / "report.html",
+                              title=assignment)
         feedback += generate_feedback(demo, assignment, graded_students(rows[assignment]))
-        echo(f"\n== {assignment}\n{summary_table(rows[assignment])}")
+        echo(f"\n== {assignment}\n{summary_table(rows[assignment])}\nreport: {report}")
     csv = export_grades_csv(demo)
     echo("\nfeedback:\n" + "\n".join(f"  {path}" for path in feedback))
     echo(f"grades: {csv}")

@@ -101,6 +101,11 @@ def grade(course, assignment, submissions=None, *, force=False, slots=None, limi
     ensure_gradebook(course, assignment)
     spec = load_assignment(course, assignment)
     checks = verdicts.plan(assignment, secrets.randbits(64) if seed is None else seed)
+    if set(checks.judges) != set(spec.points):
+        raise verdicts.MissingCheck(
+            f"{assignment}: test cells {sorted(set(spec.points) - set(checks.judges))} have no "
+            f"check in autograder/verdicts.py, and checks {sorted(set(checks.judges) - set(spec.points))} "
+            "no test cell; the hardened grader judges every test cell there")
     previous = {} if force else read_results(course, assignment)
     rows, pending, resumed = {}, {}, set()
     with Recorder(course, assignment) as recorder:

@@ -5,9 +5,11 @@ what the hardened grader decided. A flagged submission is marked as needing manu
 grading, which puts it in front of the instructor in the formgrader.
 """
 import shutil
+import warnings
 
 import nbformat
 from nbgrader.api import MissingEntry
+from sqlalchemy.exc import SAWarning
 
 from .course import open_gradebook
 
@@ -40,8 +42,10 @@ class Recorder:
             if timestamp:
                 submission.timestamp = timestamp
         except MissingEntry:
-            submission = gradebook.add_submission(self.assignment, student,
-                                                  **({"timestamp": timestamp} if timestamp else {}))
+            with warnings.catch_warnings():  # nbgrader's own autoflush noise, as in course.py
+                warnings.simplefilter("ignore", SAWarning)
+                submission = gradebook.add_submission(
+                    self.assignment, student, **({"timestamp": timestamp} if timestamp else {}))
         for notebook in submission.notebooks:
             for grade in notebook.grades:
                 grade.auto_score = float(scores.get(grade.name, 0.0))

@@ -20,6 +20,10 @@ from gdlab.widgets import rising_epochs
 
 from . import reference
 
+class MissingCheck(LookupError):
+    """A graded test cell has no check here (or a check has no test cell)."""
+
+
 CHECKS = {}  # assignment -> {test grade_id: builder(rng) -> (probes dict, judge)}
 QUIZ_NAMES = ("h", "nn_output", "error", "error_term", "del_w")
 

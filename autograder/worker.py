@@ -130,6 +130,9 @@ class Worker:
         config.HistoryManager.enabled = False
         self.shell = InteractiveShell.instance(config=config)
         self.shell.enable_gui = lambda gui=None: None  # no event loop: inline needs none
+        # Errors come back as one line each (type and message); a traceback would show
+        # the grader's frames and, formatted in the box, costs more than the cell.
+        self.shell.showtraceback = self.shell.showsyntaxerror = lambda *a, **k: None
         self.shell.enable_matplotlib("inline")
         # A figure shows as its text, as in a notebook's text view: no PNG rendering cost.
         self.shell.display_formatter.formatters["image/png"].enabled = False

@@ -3,16 +3,20 @@
 The course mirrors the real one (header, one assignment, hand-named grade_ids, the same
 config wiring) but is small enough to release and grade in about a second.
 """
+import contextlib
 import json
 import shutil
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from autograder import verdicts
 from autograder.course import open_course
 from autograder.grade import grade
+from gdlab.checks import expect
 
 ASSIGNMENT = "01_sigmoid"
 NOTEBOOK = "sigmoid"
@@ -58,6 +62,39 @@ version = "0.1.0"
 dependencies = ["numpy>=1.24", "matplotlib>=3.7", "ipywidgets>=8.0",
                 "jupyterlab>=4.0", "notebook>=7.0", "nbgrader>=0.9.2"]
 '''
+
+
+def tiny_values(rng):
+    """The hardened check behind the tiny course's TEST_VALUES cell."""
+    probes = dict(zero=verdicts.call("sigmoid", 0.0), two=verdicts.call("sigmoid", 2.0))
+
+    def judge(got):
+        expect(got.zero == 0.5, "sigmoid(0) should be 0.5")
+        expect(abs(got.two - 0.8807970780) < 1e-6, HIDDEN_MESSAGE)
+    return probes, judge
+
+
+def tiny_shape(rng):
+    """The hardened check behind the tiny course's TEST_SHAPE cell."""
+    probes = dict(shaped=verdicts.call("sigmoid", np.zeros(3)))
+
+    def judge(got):
+        expect(np.shape(got.shaped) == (3,), "sigmoid should work element-wise")
+    return probes, judge
+
+
+TINY_CHECKS = {"test_sigmoid_values": tiny_values, "test_sigmoid_shape": tiny_shape}
+
+
+@contextlib.contextmanager
+def tiny_checks():
+    """Judge the tiny course's `01_sigmoid` by its own checks, not the real course's."""
+    real = verdicts.CHECKS[ASSIGNMENT]
+    verdicts.CHECKS[ASSIGNMENT] = TINY_CHECKS
+    try:
+        yield
+    finally:
+        verdicts.CHECKS[ASSIGNMENT] = real
 
 
 def nbgrader_cell(cell, grade_id, *, grade=False, solution=False, points=None):
@@ -123,7 +160,8 @@ def place(course, student, text):
 @pytest.fixture
 def course(tmp_path):
     """A fresh course (nothing released, no gradebook)."""
-    return make_course(tmp_path / "course")
+    with tiny_checks():
+        yield make_course(tmp_path / "course")
 
 
 @pytest.fixture(scope="session")
@@ -143,7 +181,8 @@ def released(released_template, tmp_path):
     """A course whose `release/` has been generated, private to the test."""
     root = tmp_path / "course"
     shutil.copytree(released_template.root, root)
-    return open_course(root)
+    with tiny_checks():
+        yield open_course(root)
 
 
 @pytest.fixture(scope="session")
@@ -154,5 +193,6 @@ def graded(released_template, tmp_path_factory):
     course = open_course(root)
     place(course, "right", submission(course, CORRECT))
     place(course, "wrong_sign", submission(course, WRONG_SIGN))
-    rows = grade(course, ASSIGNMENT)
+    with tiny_checks():
+        rows = grade(course, ASSIGNMENT)
     return course, rows

@@ -73,7 +73,7 @@ def test_source_solution_scores_full_marks_and_release_scores_zero(graded, assig
 def test_broken_notebook_gets_a_reason_and_the_batch_goes_on(graded, assignment):
     _, rows = graded
     broken = rows[assignment][BROKEN]
-    assert broken.status == "error" and broken.reason
+    assert broken.status == "flagged" and broken.reason.startswith("unreadable:")
     assert len(rows[assignment]) == len(EXPECTED[assignment]) + 2
     assert all(r.status == "graded" for s, r in rows[assignment].items() if s != BROKEN)
 

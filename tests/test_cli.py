@@ -21,19 +21,23 @@ def test_release_from_the_course_root(course):
 
 
 def test_grade_from_lms_zip(released, tmp_path, capsys):
-    """`grade --from download.zip`: summary table, feedback files, grades.csv."""
+    """`grade --from download.zip --feedback`: summary, feedback, grades.csv, results and report."""
     archive = tmp_path / "download.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr("alice_01_sigmoid.ipynb", submission(released, CORRECT))
         zipped.writestr("bob_12345_sigmoid.ipynb", submission(released, WRONG_SIGN))
         zipped.writestr("carol_01_sigmoid.ipynb", "")
-    status = main(["grade", ASSIGNMENT, "--from", str(archive), "--course", str(released.root)])
+    status = main(["grade", ASSIGNMENT, "--from", str(archive), "--course", str(released.root),
+                   "--feedback"])
     out = capsys.readouterr().out
     assert status == 0
     lines = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
     assert lines["alice"][:2] == ["3/3", "graded"]
     assert lines["bob"][:2] == ["1/3", "graded"]
-    assert lines["carol"][:2] == ["-/3", "error"]
+    assert lines["carol"][:3] == ["-/3", "flagged", "unreadable:"]
+    results = released.root / "grading" / ASSIGNMENT
+    assert (results / "results.csv").read_text().count("\n") == 4  # header + one per student
+    assert "carol" in (results / "report.html").read_text()
     assert (released.feedback_dir / "bob" / ASSIGNMENT / f"{NOTEBOOK}.html").exists()
     assert "carol" in (released.root / "grades.csv").read_text()
 

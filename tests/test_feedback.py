@@ -18,7 +18,7 @@ def test_failed_hidden_check_shows_message_not_the_check(graded):
     [path] = generate_feedback(course, ASSIGNMENT, students=["wrong_sign"])
     html = visible_html(path)
     assert "Score: 0.0 / 2.0" in html and "Score: 1.0 / 1.0" in html
-    assert f"AssertionError: {HIDDEN_MESSAGE}" in html
+    assert f"CheckFailed: {HIDDEN_MESSAGE}" in html  # the verdict the grader computed
     for hidden in ("expected_at_two", HIDDEN_VALUE, "HIDDEN TESTS", "Traceback"):
         assert hidden not in html
     assert HIDDEN_LINE.split(" = ")[0] not in html
