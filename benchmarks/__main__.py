@@ -2,7 +2,8 @@
 
 Peers run in the same process and on the same inputs, so ratios compare like with like.
 """
-import shutil
+import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -26,7 +27,8 @@ from gdlab.plots import plot_loss  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "02_gradient_step"
-CLASS_SIZE = 12  # copies of the fixtures; enough to see per-submission cost past start-up
+CLASS_SIZE = 240  # mixed: the assignment's fixtures (right and wrong) and broken files
+BROKEN_EVERY = 12
 
 
 def report(name, value, unit):
@@ -61,18 +63,28 @@ def bench_training_update(repeats=20):
 
 
 def make_class(root):
-    """A course copy with CLASS_SIZE students, cycling through the assignment's fixtures."""
+    """A course copy with CLASS_SIZE students: the assignment's fixtures in turn (each file
+    made unique, as real submissions are), and every BROKEN_EVERY-th file cut in half."""
     copy_course(open_course(ROOT), root)
     fixtures = sorted((ROOT / "tests" / "fixtures" / "submissions" / ASSIGNMENT).glob("*.ipynb"))
     notebook = next((ROOT / "source" / ASSIGNMENT).glob("*.ipynb")).name
     for i in range(CLASS_SIZE):
         target = root / "submitted" / f"student_{i:03d}" / ASSIGNMENT / notebook
         target.parent.mkdir(parents=True)
-        shutil.copy(fixtures[i % len(fixtures)], target)
+        nb = json.loads(fixtures[i % len(fixtures)].read_text())
+        nb["metadata"]["submitted_by"] = f"student_{i:03d}"
+        text = json.dumps(nb, indent=1)
+        target.write_text(text[: len(text) // 2] if i % BROKEN_EVERY == BROKEN_EVERY - 1 else text)
+
+
+def peak_rss_mb(who):
+    """Peak resident memory in MB (Linux reports KB) of this process or its waited children."""
+    return resource.getrusage(who).ru_maxrss / 1024
 
 
 def bench_grading():
-    """Submissions per second: the grade command against plain `nbgrader autograde`, same class."""
+    """Submissions per second: hardened grading against plain serial `nbgrader autograde`,
+    on the same class, both without feedback pages; honest scores must agree."""
     env = tools_env()
     with tempfile.TemporaryDirectory() as ours_dir, tempfile.TemporaryDirectory() as plain_dir:
         ours_root, plain_root = Path(ours_dir), Path(plain_dir)
@@ -82,24 +94,30 @@ def bench_grading():
         start = time.perf_counter()
         rows = grade(open_course(ours_root), ASSIGNMENT)
         ours = CLASS_SIZE / (time.perf_counter() - start)
+        workers_peak = peak_rss_mb(resource.RUSAGE_CHILDREN)
+        grader_peak = peak_rss_mb(resource.RUSAGE_SELF)
 
         nbgrader = [sys.executable, "-m", "nbgrader"]
         subprocess.run(nbgrader + ["generate_assignment", ASSIGNMENT, "--force"], cwd=plain_root,
                        env=env, check=True, capture_output=True)
         start = time.perf_counter()
         subprocess.run(nbgrader + ["autograde", ASSIGNMENT], cwd=plain_root, env=env,
-                       check=True, capture_output=True)
+                       capture_output=True)  # exits non-zero for the broken files; scores stay
         plain = CLASS_SIZE / (time.perf_counter() - start)
 
         with open_gradebook(open_course(plain_root)) as gradebook:
             plain_scores = {s.student.id: s.score for s in gradebook.assignment_submissions(ASSIGNMENT)}
-        same = all(plain_scores.get(row.student) == row.score for row in rows)
-    report("grade_command_throughput", ours, "submissions/s")
+        honest = [row for row in rows if row.status == "graded"]
+        same = all(plain_scores.get(row.student) == row.score for row in honest)
+    report("class_size", CLASS_SIZE, "submissions")
+    report("graded_rows", len(honest), "submissions")
+    report("flagged_rows", sum(row.status == "flagged" for row in rows), "submissions")
+    report("hardened_throughput", ours, "submissions/s")
     report("plain_nbgrader_throughput", plain, "submissions/s")
-    report("identical_scores", float(same), "bool")
+    report("hardened_grader_peak_memory", grader_peak, "MB")
+    report("hardened_worker_peak_memory", workers_peak, "MB")
+    report("honest_scores_identical", float(same), "bool")
     print(f"speedup: {ours / plain:.2f}")
-
-
 if __name__ == "__main__":
     bench_notebooks()
     bench_training_update()
