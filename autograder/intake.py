@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
+from .submission import Unreadable, read_notebook
 
 RECEIPTS = ".receipts"
 # Not a valid id on purpose, so it can never clash with a real student.
@@ -242,13 +242,11 @@ def match_notebooks(found, expected):
 
 
 def unreadable(path):
-    """Why `path` is not a notebook nbgrader can read, or None if it is one."""
+    """Why `path` is not a notebook the grader can read, in plain words, or None."""
     try:
-        nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
-    except Exception as error:  # any reason at all is a reason to report, not to stop
-        # nbformat quotes the start of the file in its message; that is noise in a table
-        detail = re.sub(r":\s*'.*", "", (str(error).splitlines() or [""])[0])[:80]
-        return f"{path.name} is not a readable notebook ({type(error).__name__}: {detail})"
+        read_notebook(path.read_bytes())
+    except Unreadable as error:
+        return f"{path.name}: {error}"
     return None
 
 
