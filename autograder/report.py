@@ -69,8 +69,14 @@ def write_results_csv(rows, path):
     with path.open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(RESULT_COLUMNS)
-        writer.writerows(result_cells(row) for row in rows)
+        writer.writerows([inert(cell) for cell in result_cells(row)] for row in rows)
     return path
+
+
+def inert(cell):
+    """A cell a spreadsheet shows as text: student-chosen text starting with = + - @ would
+    otherwise run as a formula when the instructor opens the CSV."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@") else cell
 
 
 def write_report(rows, path, *, title):

@@ -130,3 +130,10 @@ def test_report_without_rows_or_scores(tmp_path):
     assert page.count("data:image/png;base64,") == 2
     assert "graded 0, flagged 1, errors 1; no scores" in page
     assert "deleted every test cell" in page
+
+
+def test_results_csv_never_hands_a_spreadsheet_a_formula(tmp_path):
+    """A student id chosen to look like a formula is written as text."""
+    path = write_results_csv([Row("=HYPERLINK(\"http://x\")", "a", "graded", 1.0, 1.0)],
+                             tmp_path / "r.csv")
+    assert "'=HYPERLINK" in path.read_text()
