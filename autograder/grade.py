@@ -65,6 +65,7 @@ class Assignment:
     source_nb: dict
     points: dict     # test grade_id -> points
     others: dict     # other assignment -> its answer grade_ids
+    release_sha256: str  # of the notebook as given: handing it back untouched is no copy
 
     @property
     def max_score(self):
@@ -76,7 +77,8 @@ def load_assignment(course, name):
     notebooks = course.notebooks(name)
     if len(notebooks) != 1:
         raise ValueError(f"{name}: the hardened grader handles one notebook per assignment")
-    release_nb, _ = read_notebook((course.release_dir / name / f"{notebooks[0]}.ipynb").read_bytes())
+    given = (course.release_dir / name / f"{notebooks[0]}.ipynb").read_bytes()
+    release_nb, _ = read_notebook(given)
     source_nb, _ = read_notebook((course.source_dir / name / f"{notebooks[0]}.ipynb").read_bytes())
     points = {grade_id(c): float(nbgrader_meta(c).get("points", 0)) for c in source_nb["cells"]
               if is_test(nbgrader_meta(c))}
@@ -86,7 +88,8 @@ def load_assignment(course, name):
             for path in (course.release_dir / other).glob("*.ipynb"):
                 nb, _ = read_notebook(path.read_bytes())
                 others[other] = [grade_id(c) for c in nb["cells"] if is_answer(nbgrader_meta(c))]
-    return Assignment(name, notebooks[0], release_nb, source_nb, points, others)
+    return Assignment(name, notebooks[0], release_nb, source_nb, points, others,
+                      hashlib.sha256(given).hexdigest())
 
 
 def grade(course, assignment, submissions=None, *, force=False, slots=None, limits=Limits(),
@@ -177,13 +180,12 @@ def prepare(record, spec, checks, previous):
 def flag_identical(pending, spec):
     """Note submissions whose files are byte-identical to another student's (not the blank
     release notebook): a copied file is worth a look; a shared answer alone is not."""
-    blank = hashlib.sha256(json.dumps(spec.release_nb, sort_keys=True).encode()).hexdigest()
     owners = {}
     for record, job in pending.values():
         owners.setdefault(job["sha256"], []).append(record.student)
     for record, job in pending.values():
         others = [s for s in owners[job["sha256"]] if s != record.student]
-        if others and job["sha256"] != blank:
+        if others and job["sha256"] != spec.release_sha256:
             job["identical"] = [f"identical file to {', '.join(sorted(others))}'s"]
 
 
@@ -214,6 +216,8 @@ def parse_lines(raw):
 
 def fate(run, done):
     """Why a run did not finish cleanly, or None."""
+    if run.status.startswith("refused"):
+        return f"too large: {run.status}"
     if run.truncated:
         return "output too large: the run handed back more than the limit allows"
     if run.status == "timeout":

@@ -1,0 +1,61 @@
+"""The grade step as a whole, on the tiny course: resuming, identical files, the gradebook,
+and a test cell without a check."""
+import io
+import json
+
+import pytest
+from conftest import ASSIGNMENT, CORRECT, WRONG_SIGN, place, submission
+
+from autograder import verdicts
+from autograder.course import open_gradebook
+from autograder.grade import grade, results_dir
+
+pytestmark = pytest.mark.usefixtures("sandbox_ready")
+
+
+def ledger(course):
+    path = results_dir(course, ASSIGNMENT) / "results.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_second_run_resumes_and_force_regrades(released):
+    place(released, "alice", submission(released, CORRECT))
+    place(released, "bob", submission(released, WRONG_SIGN))
+    first = grade(released, ASSIGNMENT, progress_stream=io.StringIO())
+    assert [(r.student, r.score) for r in first] == [("alice", 3.0), ("bob", 1.0)]
+    assert len(ledger(released)) == 2
+
+    progress = io.StringIO()
+    again = grade(released, ASSIGNMENT, progress_stream=progress)
+    assert again == first and len(ledger(released)) == 2
+    assert "skipped 2" in progress.getvalue()
+
+    place(released, "bob", submission(released, CORRECT))  # a corrected resubmission
+    fixed = grade(released, ASSIGNMENT, progress_stream=io.StringIO())
+    assert [(r.student, r.score) for r in fixed] == [("alice", 3.0), ("bob", 3.0)]
+    assert [row["student"] for row in ledger(released)] == ["alice", "bob", "bob"]
+
+    grade(released, ASSIGNMENT, force=True, progress_stream=io.StringIO())
+    assert len(ledger(released)) == 5
+
+
+def test_identical_files_are_flagged_but_keep_their_score(released):
+    text = submission(released, CORRECT)
+    place(released, "carol", text)
+    place(released, "dan", text)
+    rows = {r.student: r for r in grade(released, ASSIGNMENT, progress_stream=io.StringIO())}
+    assert rows["carol"].status == "flagged" and rows["carol"].score == 3.0
+    assert rows["carol"].reason == "identical file to dan's"
+    with open_gradebook(released) as gradebook:
+        grades = gradebook.find_submission(ASSIGNMENT, "dan").notebooks[0].grades
+        assert all(g.needs_manual_grade for g in grades)  # in front of the instructor
+        assert sum(g.score for g in grades) == 3.0
+
+
+def test_a_test_cell_without_a_check_stops_before_grading(released, monkeypatch):
+    place(released, "erin", submission(released, CORRECT))
+    monkeypatch.setitem(verdicts.CHECKS, ASSIGNMENT,
+                        {"test_sigmoid_values": verdicts.CHECKS[ASSIGNMENT]["test_sigmoid_values"]})
+    with pytest.raises(verdicts.MissingCheck, match="test_sigmoid_shape"):
+        grade(released, ASSIGNMENT, progress_stream=io.StringIO())
+    assert not (released.autograded_dir / "erin").exists()
