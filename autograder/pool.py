@@ -84,11 +84,18 @@ class BoxedWorker:
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.stderr_tail = []
         threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self.ready = False
+
+    def wait_until_ready(self):
+        """Wait for the worker's hello; raise `SandboxUnavailable` if it never comes."""
+        if self.ready:
+            return
         hello = self.read_frame()
         if hello is None or b"ready" not in hello:
             self.close()
-            raise SandboxUnavailable(f"sandbox worker {slot} did not start: "
+            raise SandboxUnavailable(f"sandbox worker {self.slot} did not start: "
                                      + " ".join(self.stderr_tail)[-800:])
+        self.ready = True
 
     def _drain_stderr(self):
         for line in self.process.stderr:
@@ -107,6 +114,7 @@ class BoxedWorker:
 
     def run(self, token, job_bytes, limits):
         """Run one job; a `RunResult` (an infrastructure error if the worker broke)."""
+        self.wait_until_ready()
         try:
             self.write_frame(json.dumps({"token": token, "limits": asdict(limits)}).encode())
             self.write_frame(job_bytes)
@@ -178,8 +186,12 @@ class Pool:
                     return
                 done.put(self.run_one(slot, token, job))
 
-        threads = [threading.Thread(target=serve, args=(slot,), daemon=True)
-                   for slot in range(min(self.slots, count))]
+        slots = range(min(self.slots, count))
+        # bubblewrap's --die-with-parent fires when the *thread* that started it ends: start
+        # the workers from here, so they stay warm after the short-lived threads below.
+        for slot in slots:
+            self.worker(slot)
+        threads = [threading.Thread(target=serve, args=(slot,), daemon=True) for slot in slots]
         for thread in threads:
             thread.start()
         for _ in range(count):
@@ -189,6 +201,9 @@ class Pool:
 
     def run_one(self, slot, token, job):
         """Run a job on `slot`'s worker, retrying on a fresh worker if the sandbox failed."""
+        if len(job) > sandbox.MAX_JOB_BYTES:  # the worker would die reading it, every retry
+            return RunResult(token, f"refused: its code is {len(job) / 2**20:.0f} MB, over the "
+                                    f"{sandbox.MAX_JOB_BYTES // 2**20} MB a run takes")
         result = None
         for attempt in range(1 + RETRIES):
             try:

@@ -29,6 +29,7 @@ USER_PREFIX = "gdsandbox"
 MAX_SLOTS = 16
 BOX_DIR = "/grader"        # where the two box modules are mounted inside the box
 WORKSPACE = "/tmp"         # the child's private, writable, size-capped home
+MAX_JOB_BYTES = 16 * 2**20  # the largest job (cells and probes, as JSON) a worker takes
 
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x00020000, 0x02000000, 0x04000000
 CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = (0x08000000, 0x10000000,

@@ -35,7 +35,9 @@ def read_notebook(data):
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as error:
-        cut = " (the file looks cut off)" if error.pos >= len(text.rstrip()) - 1 else ""
+        # A JSON string cannot hold a raw newline, so one left open ran into the end of file.
+        ended = error.pos >= len(text.rstrip()) - 1 or error.msg.startswith("Unterminated string")
+        cut = " (the file looks cut off)" if ended else ""
         raise Unreadable(f"not valid JSON at line {error.lineno}{cut}") from None
     if not isinstance(raw, dict) or "nbformat" not in raw:
         raise Unreadable("JSON, but not a notebook (no nbformat field)")
@@ -201,9 +203,12 @@ def autograded_notebook(source_nb, matched, cell_outputs, verdicts):
             continue
         if gid and is_answer(meta):
             lines = outputs.get(("answer", gid), [])
-            for mine, line in zip(matched.answers.get(gid, []) or [cell], lines):
+            mine_and_lines = zip(matched.answers.get(gid, []) or [cell], lines)
+            for number, (mine, line) in enumerate(mine_and_lines):
                 answer = copy.deepcopy(cell)
                 answer["source"] = mine["source"]
+                if number and "id" in answer:  # a duplicated answer: ids stay unique
+                    answer["id"] = f"{answer['id']}-{number + 1}"
                 cells.append(with_output(answer, line))
         elif is_test(meta):
             cells.append(test_cell(cell, verdicts.get(gid)))
@@ -223,14 +228,24 @@ def student_cell(cell):
 
 
 def as_outputs(line):
-    """nbformat outputs for one run cell: its captured text, and its error if it failed."""
+    """nbformat outputs for one run cell: its captured text, and its error if it failed.
+
+    The line is the student's process's word: any field may hold any JSON, so each is made
+    plain text here, or one student's line could stop the whole batch from being written.
+    """
     outputs = []
     if line.get("output"):
-        outputs.append(nbformat.v4.new_output("stream", name="stdout", text=line["output"]))
+        text = plain_text(line["output"])
+        outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text))
     if line.get("status") == "error":
-        name, _, message = line.get("error", "Error: ").partition(": ")
+        name, _, message = plain_text(line.get("error", "Error: ")).partition(": ")
         outputs.append(nbformat.v4.new_output("error", ename=name, evalue=message, traceback=[]))
     return outputs
+
+
+def plain_text(value):
+    """`value` as text a UTF-8 file can hold (a lone surrogate from `print("\\ud800")` cannot)."""
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def test_cell(cell, verdict):

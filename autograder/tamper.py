@@ -68,5 +68,7 @@ def _base_name(node):
 
 
 def flags(static, dynamic):
-    """Every tamper reason as one flag each, static first."""
-    return [f"tamper attempt: {reason}" for reason in list(static) + list(dynamic)]
+    """Every tamper reason as one flag each, static first, as text any file or terminal takes
+    (a path the student opened may hold a lone surrogate, which UTF-8 cannot encode)."""
+    return [f"tamper attempt: {reason}".encode("utf-8", "backslashreplace").decode("utf-8")
+            for reason in list(static) + list(dynamic)]

@@ -24,9 +24,10 @@ import time
 
 import sandbox
 
-MAX_JOB_BYTES = 16 * 2**20
+MAX_JOB_BYTES = sandbox.MAX_JOB_BYTES
 # Audit events that mean the student's code reached outside its workspace.
 WATCHED_EVENTS = {"subprocess.Popen": "started a process", "os.system": "started a process",
+                  "os.fork": "started a process", "os.forkpty": "started a process",
                   "os.exec": "started a program", "os.posix_spawn": "started a process",
                   "socket.connect": "opened a network connection",
                   "socket.bind": "opened a network socket"}
@@ -55,10 +56,11 @@ def read_frame(fd, buffer):
 
 
 def write_frame(fd, data):
-    """Write one frame (`data`: bytes-like)."""
-    view = memoryview(struct.pack(">I", len(data)) + bytes(data))
-    while view:
-        view = view[os.write(fd, view):]
+    """Write one frame (`data`: bytes-like) from where it lies, leaving no copy behind."""
+    for part in (struct.pack(">I", len(data)), data):
+        view = memoryview(part)
+        while view:
+            view = view[os.write(fd, view):]
 
 
 class Watcher:
@@ -77,7 +79,9 @@ class Watcher:
             if not os.path.join(path, "").startswith(self.allowed):
                 self.seen.append(f"opened {path[:200]} (outside the workspace)")
         elif event in WATCHED_EVENTS or event.startswith("os.exec"):
-            self.seen.append(WATCHED_EVENTS.get(event, "started a program"))
+            what = WATCHED_EVENTS.get(event, "started a program")
+            if what not in self.seen:  # a fork bomb is one reason, not twenty
+                self.seen.append(what)
 
 
 class CappedText:
@@ -186,10 +190,14 @@ class Worker:
             limits = sandbox.Limits(**header["limits"])
             start = time.perf_counter()
             status, results, truncated = self.run_job(memoryview(job_buffer)[:length], limits)
-            write_frame(1, json.dumps({"token": header["token"], "status": status,
-                                       "truncated": truncated,
-                                       "seconds": time.perf_counter() - start}).encode())
-            write_frame(1, results)
+            try:
+                write_frame(1, json.dumps({"token": header["token"], "status": status,
+                                           "truncated": truncated,
+                                           "seconds": time.perf_counter() - start}).encode())
+                write_frame(1, results)
+            finally:
+                buffer = results.obj  # all of it, the byte past the limit too
+                buffer[:] = bytes(len(buffer))  # the next child inherits this memory
 
     def run_job(self, job, limits):
         """Fork the boxed child for one job; collect its result bytes and its fate."""
@@ -201,26 +209,29 @@ class Worker:
         finally:
             job[:] = bytes(len(job))  # the child has its copy; nobody after it gets one
             os.close(result_write)
-        results, truncated = bytearray(), False
+        # Straight into one buffer, wiped once sent: chunks read and joined would stay in
+        # freed memory, where every later child (a fork of this process) could read them.
+        results = memoryview(bytearray(limits.result_bytes + 1))
+        size, truncated = 0, False
         deadline = time.monotonic() + limits.wall_seconds + 10
         while time.monotonic() < deadline:
             ready, _, _ = select.select([result_read], [], [], 1.0)
             if not ready:
                 continue
-            chunk = os.read(result_read, 1 << 16)
-            if not chunk:
+            got = os.readv(result_read, [results[size:]])
+            if not got:
                 break
-            if len(results) + len(chunk) > limits.result_bytes:
+            size += got
+            if size > limits.result_bytes:
                 truncated = True
                 break
-            results += chunk
         os.close(result_read)
         if time.monotonic() >= deadline or truncated:
             os.kill(pid, 9)  # the intermediate; its boxed child dies by its death signal
         status = os.read(status_fd, 1000).decode(errors="replace") or "lost"
         os.close(status_fd)
         os.waitpid(pid, 0)
-        return status, results, truncated
+        return status, results[:min(size, limits.result_bytes)], truncated
 
 
 class Child:

@@ -196,3 +196,52 @@ def graded(released_template, tmp_path_factory):
     with tiny_checks():
         rows = grade(course, ASSIGNMENT)
     return course, rows
+
+
+# ---------------------------------------------------------------- the grading box
+
+@pytest.fixture(scope="session")
+def sandbox_ready():
+    """Skip a test that needs the grading box on a machine that cannot build it.
+
+    With GD_REQUIRE_SANDBOX=1 (CI sets it) the test fails instead: a machine that lost
+    its sandbox must not pass by skipping every attack.
+    """
+    import os
+
+    from autograder.sandbox import SandboxUnavailable, check_available
+    try:
+        check_available(slots=2)
+    except SandboxUnavailable as error:
+        message = f"no grading sandbox here: {error}"
+        if "install-sandbox" not in message:
+            message += " (set it up once with `sudo scripts/install-sandbox`)"
+        if os.environ.get("GD_REQUIRE_SANDBOX") == "1":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+def sandbox_processes():
+    """`{pid: user}` of every process on this machine running as one of the box's users."""
+    import os
+    import pwd
+
+    from autograder.sandbox import MAX_SLOTS, USER_PREFIX
+    users = {}
+    for slot in range(MAX_SLOTS):
+        try:
+            entry = pwd.getpwnam(f"{USER_PREFIX}{slot}")
+        except KeyError:
+            continue
+        users[str(entry.pw_uid)] = entry.pw_name
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                uid_line = next(line for line in status if line.startswith("Uid:"))
+        except (OSError, StopIteration):
+            continue  # gone while we looked
+        owners = [users[uid] for uid in uid_line.split()[1:] if uid in users]
+        if owners:
+            found[int(pid)] = owners[0]
+    return found
