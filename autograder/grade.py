@@ -22,7 +22,7 @@ from .intake import UNKNOWN_STUDENT, intake
 from .pool import Pool
 from .progress import Progress
 from .release import ensure_gradebook
-from .sandbox import Limits
+from .sandbox import MAX_JOB_BYTES, Limits
 from .submission import Unreadable, autograded_notebook, grade_id, is_answer, is_test, match, \
     nbgrader_meta, read_notebook
 
@@ -156,7 +156,11 @@ def prepare(record, spec, checks, previous):
     if record.problem:
         return Result(record.student, spec.name, "flagged", None, spec.max_score,
                       f"unreadable: {record.problem}", ("unreadable",)), None
-    data = record.path.read_bytes()
+    try:
+        data = record.path.read_bytes()
+    except OSError as error:
+        return Result(record.student, spec.name, "flagged", None, spec.max_score,
+                      f"unreadable: cannot read the file ({error.strerror})", ("unreadable",)), None
     digest = hashlib.sha256(data).hexdigest()
     if previous is not None and previous.sha256 == digest and previous.status != "error":
         return previous, None  # unchanged since it was graded: resume, do not regrade
@@ -173,6 +177,12 @@ def prepare(record, spec, checks, previous):
     mine += [c["source"] for cells in matched.extras.values() for c in cells]
     box = {"cells": matched.cells, "reruns": matched.reruns, "probes": checks.probes,
            "seed": int(digest[:8], 16)}
+    size = len(json.dumps(box))
+    if size > MAX_JOB_BYTES:
+        reason = (f"too large: the notebook's code is {size / 2**20:.0f} MB, over the "
+                  f"{MAX_JOB_BYTES // 2**20} MB a run takes")
+        return Result(record.student, spec.name, "flagged", None, spec.max_score, reason,
+                      (reason,), sha256=digest), None
     return None, {"box": box, "matched": matched, "notes": notes, "sha256": digest,
                   "static": tamper.static_flags(mine), "identical": []}
 
@@ -189,29 +199,55 @@ def flag_identical(pending, spec):
             job["identical"] = [f"identical file to {', '.join(sorted(others))}'s"]
 
 
+@dataclass
+class Lines:
+    """The box's result lines, parsed defensively."""
+
+    cells: dict = field(default_factory=dict)    # run cell index -> its line
+    probes: dict = field(default_factory=dict)   # probe id -> its line
+    signals: list = field(default_factory=list)
+    done: bool = False
+    garbled: int = 0   # lines that are not the grader's JSON
+    forged: int = 0    # a second line for one cell, probe or end, or lines after the end
+
+
 def parse_lines(raw):
-    """The box's result lines, parsed defensively: cells, probes, signals, and whether the
-    run reached its end. A line that is not JSON is counted, never trusted."""
-    cells, probes, signals, done, garbled = {}, {}, [], False, 0
+    """Parse what the box handed back. The student's code runs in the process that writes
+    these lines and can write some of its own: a line that is not JSON is counted, and a
+    cell or probe answered twice counts as answered by nobody (and as a forgery)."""
+    lines, contested = Lines(), set()
     for line in raw.split(b"\n"):
         if not line.strip():
             continue
         try:
             item = json.loads(line[:MAX_LINE])
         except (ValueError, RecursionError):
-            garbled += 1
+            lines.garbled += 1
             continue
         if not isinstance(item, dict):
-            garbled += 1
+            lines.garbled += 1
+            continue
+        if lines.done:
+            lines.forged += 1
         elif isinstance(item.get("cell"), int):
-            cells[item["cell"]] = item
+            if item["cell"] in lines.cells:
+                contested.add(("cell", item["cell"]))
+            lines.cells[item["cell"]] = item
         elif isinstance(item.get("probe"), str):
-            probes[item["probe"]] = item
+            if item["probe"] in lines.probes:
+                contested.add(("probe", item["probe"]))
+            lines.probes[item["probe"]] = item
         elif isinstance(item.get("signals"), list):
-            signals += [str(s)[:200] for s in item["signals"][:20]]
+            lines.forged += bool(lines.signals)
+            lines.signals += [str(s)[:200] for s in item["signals"][:20]]
         elif item.get("done") is True:
-            done = True
-    return cells, probes, signals, done, garbled
+            lines.done = True
+        else:
+            lines.garbled += 1
+    for kind, key in contested:
+        lines.forged += 1
+        (lines.cells if kind == "cell" else lines.probes).pop(key, None)
+    return lines
 
 
 def fate(run, done):
@@ -236,17 +272,19 @@ def finish(course, spec, checks, record, job, run, recorder):
         return Result(record.student, spec.name, "error", None, spec.max_score,
                       f"infrastructure error (will be retried): {run.status[16:]}",
                       sha256=digest, seconds=run.seconds)
-    cells, probes, signals, done, garbled = parse_lines(run.lines)
-    stopped = fate(run, done)
-    judged = checks.judge(probes, failed_to_finish=stopped)
+    lines = parse_lines(run.lines)
+    stopped = fate(run, lines.done)
+    judged = checks.judge(lines.probes, failed_to_finish=stopped or
+                          "the run's own code wrote over the grader's answer")
     earned = {gid: spec.points[gid] if judged.get(gid) and judged[gid].passed else 0.0
               for gid in spec.points}
-    flags = list(matched.flags) + tamper.flags(job["static"], signals) + job["identical"]
-    if garbled:
-        flags.append(f"tamper attempt: {garbled} result lines were not the grader's")
+    flags = list(matched.flags) + tamper.flags(job["static"], lines.signals) + job["identical"]
+    if lines.garbled or lines.forged:
+        flags.append(f"tamper attempt: {lines.garbled + lines.forged} result lines were "
+                     "not the grader's (written by the submission's own code)")
     if stopped:
         flags.insert(0, stopped)
-    outputs = [cells.get(i) for i in range(len(matched.cells))]
+    outputs = [lines.cells.get(i) for i in range(len(matched.cells))]
     notebook = autograded_notebook(spec.source_nb, matched, outputs, judged)
     write_autograded(course, spec.name, record.student, spec.notebook, notebook, record.path.parent)
     recorder.record(record.student, earned, flagged=bool(flags),

@@ -185,6 +185,10 @@ def safe_id(text):
 
 def take_student(course, assignment, student, files, *, originals):
     """Receipt a student's files, place them as nbgrader expects, and return the record."""
+    links = [f for f in files if is_linked(f)]
+    if links:  # followed, a link hands in whatever it points at (the instructor's source/)
+        return Intake(student or UNKNOWN_STUDENT, None,
+                      f"refused: symbolic links are not submissions ({_names(links)})")
     for path in files:
         keep_receipt(course, assignment, student, path, original=originals[path])
     expected = course.notebooks(assignment)
@@ -205,6 +209,11 @@ def take_student(course, assignment, student, files, *, originals):
             target.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target / f"{name}.ipynb")
     return Intake(student, target / f"{expected[0]}.ipynb" if len(expected) == 1 else target)
+
+
+def is_linked(path):
+    """True if `path`, its folder or the folder above (the student's) is a symbolic link."""
+    return any(p.is_symlink() for p in (path, path.parent, path.parent.parent))
 
 
 def _names(files):

@@ -78,10 +78,12 @@ def box_command(slot):
 class BoxedWorker:
     """One warm worker process in its bubblewrap box, spoken to in frames."""
 
-    def __init__(self, slot):
-        self.slot = slot
+    def __init__(self, slot, limits):
+        self.slot, self.limits = slot, limits
+        self.cgroup = sandbox.SlotCgroup(slot)
         self.process = subprocess.Popen(box_command(slot), stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        preexec_fn=self.cgroup.join)
         self.stderr_tail = []
         threading.Thread(target=self._drain_stderr, daemon=True).start()
         self.ready = False
@@ -95,6 +97,7 @@ class BoxedWorker:
             self.close()
             raise SandboxUnavailable(f"sandbox worker {self.slot} did not start: "
                                      + " ".join(self.stderr_tail)[-800:])
+        self.cgroup.limit(self.limits)
         self.ready = True
 
     def _drain_stderr(self):
@@ -143,6 +146,7 @@ class BoxedWorker:
             except (OSError, subprocess.TimeoutExpired):
                 self.process.kill()
                 self.process.wait()
+        self.cgroup.close()
 
 
 class Pool:
@@ -167,7 +171,7 @@ class Pool:
         if fresh or current is None or not current.alive:
             if current is not None:
                 current.close()
-            self.workers[slot] = BoxedWorker(slot)
+            self.workers[slot] = BoxedWorker(slot, self.limits)
         return self.workers[slot]
 
     def run(self, jobs):

@@ -127,6 +127,56 @@ def worker_command(*, python, read_only, box_modules, env):
     return command
 
 
+CGROUP_ROOT = "/sys/fs/cgroup"
+CGROUP_NAME = "gd-autograder"
+
+
+class SlotCgroup:
+    """A memory and a pids cgroup (v1) around one worker and everything it forks.
+
+    RLIMIT_AS bounds each process; a submission that forks would hold `processes` times
+    as much. The cgroup bounds them together: after the worker is warm its limit is what it
+    uses plus `memory_mb`, and the kernel's OOM killer picks the child (it raises its own
+    score to the top) rather than the worker. Without writable cgroups this does
+    nothing, and the per-process limits still hold.
+    """
+
+    def __init__(self, slot):
+        self.paths = []
+        for controller in ("memory", "pids"):
+            path = f"{CGROUP_ROOT}/{controller}/{CGROUP_NAME}/slot{slot}-{os.getpid()}"
+            try:
+                os.makedirs(path, exist_ok=True)
+                self.paths.append(path)
+            except OSError:
+                pass
+
+    def join(self):
+        """Enter the cgroups (run in the worker's process before it starts bubblewrap)."""
+        for path in self.paths:
+            with open(f"{path}/cgroup.procs", "w") as procs:
+                procs.write(str(os.getpid()))
+
+    def limit(self, limits):
+        """Cap the slot at the warm worker's usage plus what one submission may use."""
+        for path in self.paths:
+            if path.startswith(f"{CGROUP_ROOT}/memory/"):
+                with open(f"{path}/memory.usage_in_bytes") as usage:
+                    used = int(usage.read())
+                with open(f"{path}/memory.limit_in_bytes", "w") as limit:
+                    limit.write(str(used + limits.memory_mb * 2**20))
+            else:
+                with open(f"{path}/pids.max", "w") as limit:
+                    limit.write(str(limits.processes + 16))  # bubblewrap, worker, intermediate
+
+    def close(self):
+        for path in self.paths:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass  # still busy for a moment: the next run's makedirs reuses nothing of it
+
+
 def _ancestors(path):
     """`/a/b/c` -> [`/a/b`, `/a`] (nearest first)."""
     parts = os.path.normpath(path).split("/")[1:-1]
@@ -204,6 +254,8 @@ def enter_child(*, slot, limits, keep_fds):
     _mount("tmpfs", WORKSPACE, "tmpfs", MS_NOSUID | MS_NODEV,
            f"size={limits.tmp_mb}m,mode=0700,uid={uid},gid={gid}")
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    with open("/proc/self/oom_score_adj", "w") as score:
+        score.write("1000")  # out of memory: the submission goes first, never the worker
     os.chdir(WORKSPACE)
     null = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):  # output is captured in Python; what C code writes is dropped

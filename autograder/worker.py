@@ -241,8 +241,11 @@ class Child:
         self.worker, self.shell, self.limits = worker, worker.shell, limits
         self.job = json.loads(bytes(job))
         self.fd = result_fd
+        self.pid = os.getpid()
 
     def send(self, record):
+        if os.getpid() != self.pid:  # a copy the student forked, back in the runner's code:
+            os._exit(0)              # it has no word to add to the results
         line = json.dumps(record, allow_nan=True, default=str) + "\n"
         os.write(self.fd, line.encode())
 
@@ -285,13 +288,9 @@ class Child:
             else:
                 args = [ns.get(a["ref"]) if isinstance(a, dict) and "ref" in a else decode(a, np)
                         for a in probe["args"]]
-                spy, calls = probe.get("spy"), []
-                original = ns.get(spy)
-                if spy:
-                    def counting(*a, **k):
-                        calls.append(1)
-                        return original(*a, **k)
-                    ns[spy] = counting
+                saved_names = {name: ns.get(name) for name in probe.get("swap", {})}
+                for name, constant in probe.get("swap", {}).items():
+                    ns[name] = lambda x, c=constant: np.full(np.shape(x), c, dtype=float)
                 out = CappedText(0)
                 saved = sys.stdout, sys.stderr
                 sys.stdout = sys.stderr = out
@@ -301,11 +300,7 @@ class Child:
                         value = ns[probe["name"]](*args)
                 finally:
                     sys.stdout, sys.stderr = saved
-                    if spy:
-                        ns[spy] = original
-                if spy:
-                    return {"probe": probe["id"], "ok": True, "value": encode(value, np),
-                            "calls": len(calls)}
+                    ns.update(saved_names)
             return {"probe": probe["id"], "ok": True, "value": encode(value, np)}
         except BaseException as error:  # SystemExit and KeyboardInterrupt included
             return {"probe": probe["id"], "ok": False,

@@ -216,7 +216,7 @@ def test_the_batch_takes_well_under_two_minutes(batch):
 
 
 # ---------------------------------------------------------------- known holes
-# Strict xfails: each passes once its hole is closed, and must then lose its mark.
+# Holes the corpus found, each closed, each kept closed by its test.
 
 def load_script(path):
     """A fixture builder script, imported by its path (tests/fixtures is no package)."""
@@ -233,9 +233,6 @@ def grade_small(course, submissions=None):
     return {row.student: row for row in rows}
 
 
-@pytest.mark.xfail(strict=True, raises=FileNotFoundError,
-                   reason="open bug in intake: a symlinked notebook resolves outside the student's "
-                   "folder, so intake deletes the folder and grade() then stops the whole batch")
 def test_a_symlinked_notebook_is_refused_and_the_batch_goes_on(sandbox_ready, tmp_path):
     course = copy_course(open_course(ROOT), tmp_path)
     submit(course, HONEST, CORPUS / ASSIGNMENT / f"{HONEST}.ipynb")
@@ -248,9 +245,6 @@ def test_a_symlinked_notebook_is_refused_and_the_batch_goes_on(sandbox_ready, tm
     assert rows[HONEST].score == 9
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="open bug in intake: a symlink in a downloaded folder is "
-                   "followed, so a link to source/ hands in the instructor's solution, unflagged")
 def test_a_symlink_in_a_download_does_not_hand_in_the_instructors_notebook(sandbox_ready,
                                                                              tmp_path):
     course = copy_course(open_course(ROOT), tmp_path / "course")
@@ -284,9 +278,6 @@ def sigmoid_prime(x):
 '''
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="open hole in grade.parse_lines: a second line for a probe replaces the "
-                   "first, unflagged, so a self-reported fact (the spy's call count) can be forged")
 def test_a_forged_probe_line_earns_no_points(sandbox_ready, tmp_path):
     fixtures = load_script(ROOT / "tests" / "fixtures" / "build.py")
     notebook = fixtures.fill("01_sigmoid", {"sigmoid": "solution", "sigmoid_prime": FORGED_SPY})

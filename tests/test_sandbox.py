@@ -213,10 +213,6 @@ def test_an_oversized_job_is_refused_and_the_worker_lives_on(pool):
     assert pool.workers[0].process.pid == worker
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="open hole: memory_mb limits each process (RLIMIT_AS), "
-                   "so a submission that forks holds up to `processes` times as much; "
-                   "a memory cgroup per slot would bound the whole submission")
 def test_memory_limit_bounds_the_whole_submission():
     hog_mb, children = 48, 4
     with Pool(1, Limits(wall_seconds=20, cpu_seconds=10, memory_mb=64, processes=8)) as small:
