@@ -115,13 +115,16 @@ def grade(course, assignment, submissions=None, *, force=False, slots=None, limi
         for record in records:
             if record.student != UNKNOWN_STUDENT:
                 recorder.enrol(record.student)
-            row, job = prepare(record, spec, checks, previous.get(record.student))
+            row, job = one_student(record, spec, prepare, record, spec, checks,
+                                   previous.get(record.student))
             if job is not None:
                 pending[secrets.token_hex(8)] = (record, job)
-                continue
-            rows[record.student] = row
-            if row is previous.get(record.student):
+            elif row is previous.get(record.student):
+                rows[record.student] = row
                 resumed.add(record.student)
+            else:
+                rows[record.student] = row
+                append_result(course, row)
         flag_identical(pending, spec)
         with Progress(len(records), stream=progress_stream, label=assignment) as bar:
             for row in rows.values():
@@ -130,12 +133,23 @@ def grade(course, assignment, submissions=None, *, force=False, slots=None, limi
             with Pool(slots, limits) if jobs else _NoPool() as pool:
                 for run in pool.run(jobs):
                     record, job = pending.pop(run.token)
-                    row = finish(course, spec, checks, record, job, run, recorder)
+                    row, _ = one_student(record, spec, finish, course, spec, checks, record, job,
+                                         run, recorder)
                     rows[record.student] = row
+                    append_result(course, row)  # as it comes: an interrupted run resumes here
                     bar.advance(status=row.status)
-    ordered = [rows[student] for student in sorted(rows)]
-    write_results(course, assignment, [row for row in ordered if row.student not in resumed])
-    return ordered
+    return [rows[student] for student in sorted(rows)]
+
+
+def one_student(record, spec, step, *args):
+    """Run one student's `step`; a failure of ours on their file becomes their row (an
+    error, retried next run), never the end of the batch. Returns (row, job)."""
+    try:
+        outcome = step(*args)
+    except Exception as error:  # whatever one file does to us, the others get graded
+        return Result(record.student, spec.name, "error", None, spec.max_score,
+                      f"grader error (will be retried): {type(error).__name__}: {error}"[:300]), None
+    return outcome if isinstance(outcome, tuple) else (outcome, None)
 
 
 class _NoPool:
@@ -258,6 +272,8 @@ def fate(run, done):
         return "output too large: the run handed back more than the limit allows"
     if run.status == "timeout":
         return "timeout: the run took longer than the wall-time limit"
+    if run.out_of_memory and not done:
+        return "out of memory: the run used more than its memory limit and was stopped"
     if run.status in ("signal 9", "signal 24"):
         return "crashed: killed at the CPU-time limit (an endless loop?)"
     if not done:
@@ -278,7 +294,8 @@ def finish(course, spec, checks, record, job, run, recorder):
                           "the run's own code wrote over the grader's answer")
     earned = {gid: spec.points[gid] if judged.get(gid) and judged[gid].passed else 0.0
               for gid in spec.points}
-    flags = list(matched.flags) + tamper.flags(job["static"], lines.signals) + job["identical"]
+    attempts, harmless = tamper.classify(lines.signals)
+    flags = list(matched.flags) + tamper.flags(job["static"], attempts) + job["identical"]
     if lines.garbled or lines.forged:
         flags.append(f"tamper attempt: {lines.garbled + lines.forged} result lines were "
                      "not the grader's (written by the submission's own code)")
@@ -292,7 +309,7 @@ def finish(course, spec, checks, record, job, run, recorder):
     lost = [f"{gid} {earned[gid]:g}/{spec.points[gid]:g}" for gid in spec.points
             if earned[gid] < spec.points[gid]]
     reason = "; ".join(flags) if flags else ", ".join(lost)
-    notes = job["notes"] + matched.notes
+    notes = job["notes"] + matched.notes + harmless
     if notes and not flags:
         reason = "; ".join(filter(None, [reason] + notes))
     return Result(record.student, spec.name, "flagged" if flags else "graded",
@@ -315,10 +332,9 @@ def read_results(course, assignment):
     return latest
 
 
-def write_results(course, assignment, rows):
-    """Append rows to the results log (one JSON line each, newest last)."""
-    folder = results_dir(course, assignment)
+def append_result(course, row):
+    """Append a row to its assignment's results log (one JSON line each, newest last)."""
+    folder = results_dir(course, row.assignment)
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "results.jsonl").open("a", encoding="utf-8") as log:
-        for row in rows:
-            log.write(json.dumps({**asdict(row), "time": time.time()}) + "\n")
+        log.write(json.dumps({**asdict(row), "time": time.time()}) + "\n")

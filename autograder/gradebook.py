@@ -9,6 +9,7 @@ import warnings
 
 import nbformat
 from nbgrader.api import MissingEntry
+from nbgrader.utils import parse_utc
 from sqlalchemy.exc import SAWarning
 
 from .course import open_gradebook
@@ -66,6 +67,14 @@ def write_autograded(course, assignment, student, notebook_name, notebook, submi
 
 
 def read_timestamp(submitted_folder):
-    """The submission time nbgrader's `timestamp.txt` holds, or None."""
+    """The submission time nbgrader's `timestamp.txt` holds, or None (also when it is not a
+    time: the student's side writes that file)."""
     stamp = submitted_folder / "timestamp.txt"
-    return stamp.read_text(encoding="utf-8").strip() if stamp.is_file() else None
+    if not stamp.is_file():
+        return None
+    text = stamp.read_text(encoding="utf-8", errors="replace").strip()[:100]
+    try:
+        parse_utc(text)
+    except (ValueError, OverflowError, TypeError):
+        return None
+    return text

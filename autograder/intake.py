@@ -29,6 +29,8 @@ JUNK = {"__MACOSX", ".DS_Store", ".ipynb_checkpoints", "Thumbs.db", "desktop.ini
 COPY_SUFFIX = re.compile(r"(\s*\(\d+\)|-\d+)$")
 # LMS file names carry numeric ids and LATE flags after the student's name.
 NOISE_TOKEN = re.compile(r"\d+|late")
+# A student id nbgrader itself accepts, kept as it is.
+NBGRADER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # Moodle names each student's folder `Alice Smith_123456_assignsubmission_file_`.
 MOODLE_SUFFIX = re.compile(r"_assignsubmission_.*$", re.IGNORECASE)
 
@@ -97,12 +99,14 @@ def intake_folder(course, assignment, root, *, label=None):
     label = label or (lambda path, top: str(path.relative_to(top)))
     folder = unwrap(root, course.assignments())
     if is_nbgrader_layout(folder, course.assignments()):
-        # Two folders that map to one id must not overwrite each other: their files add up,
-        # and the student is then reported with two notebooks instead of vanishing.
+        # nbgrader's own ids stay as they are (renamed, a student would be two students to
+        # nbgrader). Two other folders that map to one id must not overwrite each other:
+        # their files add up, and the student is reported with two notebooks.
         groups = defaultdict(list)
         for d in sorted(folder.iterdir()):
             if (d / assignment).is_dir() and not is_junk(d.name):
-                groups[safe_id(d.name)] += files_under(d / assignment)
+                groups[d.name if NBGRADER_ID.fullmatch(d.name) else safe_id(d.name)] += \
+                    files_under(d / assignment)
     else:
         groups = group_by_student(folder, assignment, course.notebooks(assignment),
                                   fallback=safe_id(folder.name) if folder != root else "")

@@ -31,6 +31,7 @@ class RunResult:
     lines: bytes = b""
     truncated: bool = False
     seconds: float = 0.0
+    out_of_memory: bool = False  # the kernel killed a process of the run for memory
 
     @property
     def infrastructure_error(self):
@@ -118,6 +119,7 @@ class BoxedWorker:
     def run(self, token, job_bytes, limits):
         """Run one job; a `RunResult` (an infrastructure error if the worker broke)."""
         self.wait_until_ready()
+        killed_before = self.cgroup.oom_kills()
         try:
             self.write_frame(json.dumps({"token": token, "limits": asdict(limits)}).encode())
             self.write_frame(job_bytes)
@@ -132,7 +134,8 @@ class BoxedWorker:
         status = header["status"]
         if status.startswith("failed"):  # the box could not be built around this child
             status = f"infrastructure: {status}"
-        return RunResult(token, status, lines, header["truncated"], header["seconds"])
+        return RunResult(token, status, lines, header["truncated"], header["seconds"],
+                         self.cgroup.oom_kills() > killed_before)
 
     @property
     def alive(self):

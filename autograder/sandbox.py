@@ -169,6 +169,18 @@ class SlotCgroup:
                 with open(f"{path}/pids.max", "w") as limit:
                     limit.write(str(limits.processes + 16))  # bubblewrap, worker, intermediate
 
+    def oom_kills(self):
+        """How many processes the kernel has killed in this slot for want of memory."""
+        for path in self.paths:
+            try:
+                with open(f"{path}/memory.oom_control") as control:
+                    for line in control:
+                        if line.startswith("oom_kill "):
+                            return int(line.split()[1])
+            except OSError:
+                pass
+        return 0
+
     def close(self):
         for path in self.paths:
             try:

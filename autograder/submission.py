@@ -56,7 +56,8 @@ def read_notebook(data):
         raise Unreadable("notebook without a list of cells")
     for cell in cells:
         source = cell.get("source", "")
-        cell["source"] = "".join(source) if isinstance(source, list) else str(source)
+        source = "".join(map(str, source)) if isinstance(source, list) else str(source)
+        cell["source"] = plain_text(source)  # a "\ud800" escape cannot be written back as UTF-8
         if not isinstance(cell.get("metadata"), dict):
             cell["metadata"] = {}
     return raw, notes
@@ -158,19 +159,18 @@ def plan_run(release_nb, result):
         result.cells.append(source)
         result.origins.append(origin)
 
-    for index, cell in enumerate(result.extras.get(None, [])):
+    for cell in result.extras.get(None, []):
         add(cell["source"], ("extra", None))
     for cell in release_nb["cells"]:
         gid, meta = grade_id(cell), nbgrader_meta(cell)
-        if cell.get("cell_type") != "code" or is_test(meta):
-            continue
-        if gid and is_answer(meta):
+        if cell.get("cell_type") == "code" and gid and is_answer(meta):
             mine = result.answers.get(gid, [cell])  # missing: the given stub stands in
             result.reruns[gid] = [c["source"] for c in mine]
             for source in result.reruns[gid]:
                 add(source, ("answer", gid))
-        else:
+        elif cell.get("cell_type") == "code" and not is_test(meta):
             add(cell["source"], ("locked", gid))
+        # The student's own cells run where they put them, after any kind of cell.
         for extra in result.extras.get(gid, []) if gid else []:
             add(extra["source"], ("extra", gid))
 
@@ -200,11 +200,9 @@ def autograded_notebook(source_nb, matched, cell_outputs, verdicts):
         gid, meta = grade_id(cell), nbgrader_meta(cell)
         if cell["cell_type"] != "code":
             cells.append(cell)
-            continue
-        if gid and is_answer(meta):
+        elif gid and is_answer(meta):
             lines = outputs.get(("answer", gid), [])
-            mine_and_lines = zip(matched.answers.get(gid, []) or [cell], lines)
-            for number, (mine, line) in enumerate(mine_and_lines):
+            for number, (mine, line) in enumerate(zip(matched.answers.get(gid, []) or [cell], lines)):
                 answer = copy.deepcopy(cell)
                 answer["source"] = mine["source"]
                 if number and "id" in answer:  # a duplicated answer: ids stay unique

@@ -18,7 +18,12 @@ HOOK_NAMES = {"input_transformers_post": "an IPython input transformer",
               "settrace": "a trace function", "setprofile": "a trace function",
               "addaudithook": "an audit hook", "meta_path": "an import hook",
               "path_hooks": "an import hook", "excepthook": "an exception hook",
-              "custom_exceptions": "an exception hook"}
+              "custom_exceptions": "an exception hook", "events": "an IPython event callback",
+              # ways to reach the grader's own objects from the student's code
+              "_getframe": "frame inspection", "f_back": "frame inspection",
+              "f_locals": "frame inspection", "get_referrers": "a walk of the heap",
+              "get_objects": "a walk of the heap"}
+REACHING_MODULES = {"inspect": "frame inspection", "ctypes": "raw memory access"}
 GRADER_MARKERS = ("NBGRADER_EXECUTION", "NBGRADER_VALIDATING")
 # Places in a course directory a student's code has no business reading.
 FOREIGN_PATH = re.compile(r"(^|/)(source|release|submitted|autograded|feedback)/|gradebook\.db"
@@ -36,7 +41,7 @@ def static_flags(sources):
 def _scan(source):
     try:
         tree = ast.parse(TransformerManager().transform_cell(source))
-    except (SyntaxError, ValueError, RecursionError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return [f"{what} mentioned" for name, what in HOOK_NAMES.items() if name in source]
     found = []
     for node in ast.walk(tree):
@@ -52,6 +57,15 @@ def _scan(source):
             found.append(f"patches {ast.unparse(node.args[0])[:40]} with {node.func.id}")
         elif isinstance(node, ast.Attribute) and node.attr in HOOK_NAMES:
             found.append(f"installs {HOOK_NAMES[node.attr]}")
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+            for name in names:
+                if name.split(".")[0] in REACHING_MODULES:
+                    found.append(f"uses {REACHING_MODULES[name.split('.')[0]]}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in ("getattr", "setattr") and len(node.args) > 1 \
+                and not isinstance(node.args[1], ast.Constant) and _is_guarded(node.args[0]):
+            found.append(f"reaches into {ast.unparse(node.args[0])[:40]} by a computed name")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             if any(marker in node.value for marker in GRADER_MARKERS):
                 found.append("checks whether it runs under the grader")
@@ -60,11 +74,29 @@ def _scan(source):
     return found
 
 
+def _is_guarded(node):
+    """True for NumPy, the builtins, the shell (`get_ipython()`) or a module built from a
+    string (`__import__('nu' + 'mpy')`): things a computed attribute name hides a patch on."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return node.func.id in ("get_ipython", "__import__")
+    return _base_name(node) in PATCHABLE_MODULES
+
+
 def _base_name(node):
     """The name at the root of `a.b[c].d`, or None."""
     while isinstance(node, (ast.Attribute, ast.Subscript)):
         node = node.value
     return node.id if isinstance(node, ast.Name) else None
+
+
+# What the box reports that an honest notebook may also do (`!pip`, `platform.platform()`).
+HARMLESS_SIGNALS = ("started a process", "started a program")
+
+
+def classify(signals):
+    """Split the box's signals into (attempts, harmless notes)."""
+    harmless = [s for s in signals if s.startswith(HARMLESS_SIGNALS)]
+    return [s for s in signals if s not in harmless], harmless
 
 
 def flags(static, dynamic):

@@ -154,7 +154,7 @@ class Worker:
         import gdlab
         import matplotlib
         roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sandbox.WORKSPACE, sandbox.BOX_DIR,
-                 os.path.dirname(os.path.dirname(gdlab.__file__)), matplotlib.get_data_path(),
+                 os.path.dirname(gdlab.__file__), matplotlib.get_data_path(),
                  os.environ.get("MPLCONFIGDIR", sandbox.WORKSPACE), "/usr", "/dev/null",
                  "/dev/urandom", "/proc/self", "/etc/localtime"}
         roots |= {os.path.realpath(p) for p in sys.path if p}
@@ -352,7 +352,6 @@ class Baseline:
                 + len(manager.cleanup_transforms) + len(manager.line_transforms)
                 + len(manager.token_transformers),
                 "AST transformer": len(shell.ast_transformers),
-                "IPython event callback": sum(len(c) for c in shell.events.callbacks.values()),
                 "trace function": int(sys.gettrace() is not None or sys.getprofile() is not None),
                 "import hook": len(sys.meta_path) + len(sys.path_hooks)}
 

@@ -255,8 +255,8 @@ def test_a_symlink_in_a_download_does_not_hand_in_the_instructors_notebook(sandb
     assert row.score is None or row.status == "flagged", row
 
 
-# A sigmoid_prime that does not go through sigmoid (worth 3 of 5), plus a line in the grader's
-# format that says it did, written again at every call so it lands after the real one.
+# A sigmoid_prime that does not go through sigmoid (worth 3 of 5), plus lines in the grader's
+# format that answer the "goes through sigmoid" probes as if it did, written at every call.
 FORGED_SPY = '''import gc
 import json
 import os
@@ -265,9 +265,10 @@ import os
 def sigmoid_prime(x):
     """The slope by its own formula, and a forged word about it to the grader."""
     job = next(o for o in gc.get_objects() if isinstance(o, dict) and "reruns" in o)
-    for probe in job["probes"]:
-        if probe.get("spy") == "sigmoid":
-            line = json.dumps({"probe": probe["id"], "ok": True, "value": None, "calls": 1})
+    for number, probe in enumerate(job["probes"]):
+        if probe.get("swap"):
+            value = {"shape": [2], "data": [0.1 * number, 0.2]}  # differs with the stand-in
+            line = json.dumps({"probe": probe["id"], "ok": True, "value": value})
             for fd in range(3, 64):
                 try:
                     os.write(fd, (line + "\\n").encode())
@@ -287,4 +288,5 @@ def test_a_forged_probe_line_earns_no_points(sandbox_ready, tmp_path):
     target.write_text(fixtures.dumps(notebook))
     (row,) = grade(course, "01_sigmoid", seed=1, slots=1, limits=LIMITS,
                    progress_stream=io.StringIO())
-    assert row.score <= 3 or row.status == "flagged", row
+    assert row.status == "flagged" and row.score <= 3, row
+    assert "result lines were not the grader's" in row.reason

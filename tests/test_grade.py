@@ -33,7 +33,7 @@ def test_a_second_run_resumes_and_force_regrades(released):
     place(released, "bob", submission(released, CORRECT))  # a corrected resubmission
     fixed = grade(released, ASSIGNMENT, progress_stream=io.StringIO())
     assert [(r.student, r.score) for r in fixed] == [("alice", 3.0), ("bob", 3.0)]
-    assert [row["student"] for row in ledger(released)] == ["alice", "bob", "bob"]
+    assert sorted(row["student"] for row in ledger(released)) == ["alice", "bob", "bob"]
 
     grade(released, ASSIGNMENT, force=True, progress_stream=io.StringIO())
     assert len(ledger(released)) == 5
@@ -59,3 +59,42 @@ def test_a_test_cell_without_a_check_stops_before_grading(released, monkeypatch)
     with pytest.raises(verdicts.MissingCheck, match="test_sigmoid_shape"):
         grade(released, ASSIGNMENT, progress_stream=io.StringIO())
     assert not (released.autograded_dir / "erin").exists()
+
+
+def with_extra_cells(course, body, *extras):
+    """A submission with the student's own cells added after the last test cell."""
+    nb = json.loads(submission(course, body))
+    nb["cells"] += [{"cell_type": "code", "metadata": {}, "source": text, "outputs": [],
+                     "execution_count": None} for text in extras]
+    return json.dumps(nb)
+
+
+def test_a_helper_cell_after_the_tests_still_runs(released):
+    place(released, "frank", with_extra_cells(
+        released, "    return half_turn(x)", "def half_turn(x):\n    return 1 / (1 + np.exp(-x))"))
+    (row,) = grade(released, ASSIGNMENT, progress_stream=io.StringIO())
+    assert (row.status, row.score) == ("graded", 3.0)
+    autograded = (released.autograded_dir / "frank" / ASSIGNMENT / "sigmoid.ipynb").read_text()
+    assert "def half_turn" in autograded
+
+
+def test_honest_habits_raise_no_flag(released):
+    place(released, "gina", with_extra_cells(
+        released, CORRECT, "%load_ext autoreload\n%autoreload 2",
+        "import platform\nprint(platform.platform())", "!echo hello"))
+    (row,) = grade(released, ASSIGNMENT, progress_stream=io.StringIO())
+    assert (row.status, row.score, row.flags) == ("graded", 3.0, ())
+    assert "started a process" in row.reason  # noted, not held against them
+
+
+def test_files_that_trip_the_grader_never_stop_the_batch(released):
+    place(released, "honest", submission(released, CORRECT))
+    place(released, "surrogate", with_extra_cells(released, CORRECT, 'print("\\ud800")\n"\ud800"'))
+    place(released, "deep", with_extra_cells(released, CORRECT, "nudge = " + "-" * 200_000 + "1"))
+    stamped = place(released, "stamped", submission(released, CORRECT))
+    (stamped.parent / "timestamp.txt").write_text("yesterday, honest")
+    rows = {r.student: r for r in grade(released, ASSIGNMENT, progress_stream=io.StringIO())}
+    assert sorted(rows) == ["deep", "honest", "stamped", "surrogate"]
+    assert rows["honest"].score == rows["stamped"].score == rows["surrogate"].score == 3.0
+    assert rows["deep"].status in ("graded", "flagged")
+    assert len(ledger(released)) == 4
