@@ -146,6 +146,7 @@ class Worker:
         self.numpy, self.plt = numpy, plt
         self.baseline = Baseline(self.shell, numpy)
         self.watcher = Watcher(self.allowed_roots())
+        self.results = bytearray()  # one buffer for every child's results, wiped after each
         sys.addaudithook(self.watcher)
         gc.collect()
         gc.freeze()  # the warm heap stays shared with every child
@@ -196,8 +197,8 @@ class Worker:
                                            "seconds": time.perf_counter() - start}).encode())
                 write_frame(1, results)
             finally:
-                buffer = results.obj  # all of it, the byte past the limit too
-                buffer[:] = bytes(len(buffer))  # the next child inherits this memory
+                used = min(len(self.results), len(results) + 1)  # the byte past the limit too
+                self.results[:used] = bytes(used)  # the next child inherits this memory
 
     def run_job(self, job, limits):
         """Fork the boxed child for one job; collect its result bytes and its fate."""
@@ -211,7 +212,9 @@ class Worker:
             os.close(result_write)
         # Straight into one buffer, wiped once sent: chunks read and joined would stay in
         # freed memory, where every later child (a fork of this process) could read them.
-        results = memoryview(bytearray(limits.result_bytes + 1))
+        if len(self.results) < limits.result_bytes + 1:
+            self.results = bytearray(limits.result_bytes + 1)
+        results = memoryview(self.results)
         size, truncated = 0, False
         deadline = time.monotonic() + limits.wall_seconds + 10
         while time.monotonic() < deadline:
