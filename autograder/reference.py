@@ -63,6 +63,40 @@ def train(features, targets, weights, learnrate, epochs):
     return weights, np.array(losses)
 
 
+def train_slips(features, targets, weights, learnrate, epochs):
+    """What the classic data-set slips make of `train` on these inputs, as a list of
+    (slip name, (weights, losses)) for `gdlab.diagnose.explain_training`."""
+    features, targets = np.asarray(features, dtype=float), np.asarray(targets, dtype=float)
+    n_records = len(features)
+
+    def run(update):
+        w = np.array(weights, dtype=float)
+        losses = [sum_squared_error(features, targets, w)]
+        for _ in range(epochs):
+            w = update(w)
+            losses.append(sum_squared_error(features, targets, w))
+        return w, np.array(losses)
+
+    def full_batch(scale):
+        def update(w):
+            out = sigmoid(features @ w)
+            return w + scale * learnrate * features.T @ ((targets - out) * out * (1 - out))
+        return update
+
+    def per_record(scale):
+        def update(w):
+            w = w.copy()
+            for x, y in zip(features, targets):
+                out = sigmoid(x @ w)
+                w += scale * learnrate * np.outer(x, (y - out) * out * (1 - out))
+            return w
+        return update
+
+    return [("sum_update", run(full_batch(1.0))),
+            ("per_record_update", run(per_record(1.0 / n_records))),
+            ("per_record_update", run(per_record(1.0)))]
+
+
 def falls_every_epoch(losses):
     """True when the loss never rises from one epoch to the next (as the widget counts a rise)."""
     return rising_epochs(losses).size == 0

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gdlab.checks import CheckFailed, check_close, check_number, check_shape, expect, fail
+from gdlab import diagnose
+from gdlab.checks import (CheckFailed, check_close, check_number, check_shape, expect,
+                          expect_no_slip, fail)
 from gdlab.data import initial_weights, load_study_habits
 from gdlab.widgets import rising_epochs
 
@@ -199,6 +201,12 @@ def _warned(error):
     return error is not None and error.startswith(("RuntimeWarning", "FloatingPointError"))
 
 
+def exponent_slip(got, expected):
+    """The flipped exponent: sigmoid(-x) = 1 - sigmoid(x)."""
+    expected = np.asarray(expected, dtype=float)
+    return diagnose.first_slip(got, expected, [("exponent_sign", 1 - expected)])
+
+
 @check("01_sigmoid", "test_sigmoid_values")
 def sigmoid_values(rng):
     h, fresh = rng.normal(scale=5, size=50), rng.normal(scale=4, size=7)
@@ -208,17 +216,21 @@ def sigmoid_values(rng):
 
     def judge(got):
         check_close("sigmoid(0)", got.zero, 0.5, reveal=True)
-        check_close("sigmoid([-1.0, 0.0, 1.0])", got.three,
-                    [0.2689414213699951, 0.5, 0.7310585786300049], reveal=True)
+        three = [0.2689414213699951, 0.5, 0.7310585786300049]
+        check_close("sigmoid([-1.0, 0.0, 1.0])", got.three, three, reveal=True,
+                    explain=lambda v: exponent_slip(v, three))
         check_close("sigmoid of a 2 x 3 array", got.grid, np.full((2, 3), 0.5), reveal=True)
-        check_close("sigmoid([1, 2, 3])", got.known,
-                    [0.7310585786300049, 0.8807970779778823, 0.9525741268224334], rtol=1e-9,
-                    hint="Check the formula 1 / (1 + e^(-x)) on a few more inputs.")
+        known = [0.7310585786300049, 0.8807970779778823, 0.9525741268224334]
+        check_close("sigmoid([1, 2, 3])", got.known, known, rtol=1e-9,
+                    hint="Check the formula 1 / (1 + e^(-x)) on a few more inputs.",
+                    explain=lambda v: exponent_slip(v, known))
         check_close("sigmoid(-h)", got.minus, 1 - check_shape("sigmoid(h)", got.plus, (50,)),
                     rtol=1e-9, atol=1e-12,
                     hint="The sigmoid is symmetric: sigmoid(-h) = 1 - sigmoid(h) for every h.")
-        check_close("sigmoid on other inputs", got.fresh, reference.sigmoid(fresh), rtol=1e-9,
-                    atol=1e-12, hint="Check the formula 1 / (1 + e^(-x)) on a few more inputs.")
+        want = reference.sigmoid(fresh)
+        check_close("sigmoid on other inputs", got.fresh, want, rtol=1e-9, atol=1e-12,
+                    hint="Check the formula 1 / (1 + e^(-x)) on a few more inputs.",
+                    explain=lambda v: exponent_slip(v, want))
     return probes, judge
 
 
@@ -298,6 +310,19 @@ def quiz_records(rng):
     return records
 
 
+def _is_number(value):
+    try:
+        return np.asarray(value, dtype=float).shape == ()
+    except (TypeError, ValueError):
+        return False
+
+
+def step_explainer(name, record, want):
+    """Name the slip behind a wrong `name` of one step, from the expected upstream values."""
+    given = {**record, **{k: want[k] for k in ("h", "nn_output", "error", "error_term")}}
+    return lambda value: diagnose.explain_step(name, value, **given)
+
+
 def quiz_check(name, visible):
     """The check of one quiz quantity: the visible test, the seed value, then the variants."""
     def builder(rng):
@@ -307,13 +332,16 @@ def quiz_check(name, visible):
 
         def judge(got):
             published = dict(zip(QUIZ_NAMES, got.run0))
+            if name != "h":  # the visible check names a slip from the learner's own numbers
+                mine = {k: published[k] for k in QUIZ_NAMES if k != "del_w"}
+                if all(_is_number(v) for v in mine.values()):
+                    expect_no_slip(name, published[name], **records[0], **mine)
             visible(published)
-            check_close(name, published[name], QUIZ_EXPECTED[name], rtol=1e-9, hint=QUIZ_HINTS[name])
-            for i, record in enumerate(records[1:], start=1):
+            for i, record in enumerate(records):
                 want = reference.one_step(record["x"], record["y"], record["w"], record["learnrate"])
-                check_close(f"{name} (your quiz cell re-run on another record)",
+                check_close(name if i == 0 else f"{name} (your quiz cell re-run on another record)",
                             getattr(got, f"run{i}")[position], want[name], rtol=1e-9,
-                            hint=QUIZ_HINTS[name])
+                            hint=QUIZ_HINTS[name], explain=step_explainer(name, record, want))
         return probes, judge
     return builder
 
@@ -343,16 +371,20 @@ def gradient_step_values(rng):
     for n_inputs in (2, 5):
         records.append((rng.normal(size=n_inputs), rng.normal(size=n_inputs),
                         rng.uniform(), rng.uniform(0.1, 2.0)))
-    probes = dict(worked=call("gradient_step", [0.1, 0.3], 0.2, [-0.8, 0.5], 0.5))
+    worked = dict(x=np.array([0.1, 0.3]), y=0.2, w=np.array([-0.8, 0.5]), learnrate=0.5)
+    probes = dict(worked=call("gradient_step", *worked.values()))
     probes.update({f"record{i}": call("gradient_step", *record) for i, record in enumerate(records)})
 
     def judge(got):
         check_close("gradient_step on the worked example", got.worked,
-                    [-0.003963803079006882, -0.011891409237020647], rtol=1e-9, reveal=True)
-        for i, record in enumerate(records):
-            check_close(f"gradient_step on a record with {len(record[0])} inputs",
-                        getattr(got, f"record{i}"), reference.gradient_step(*record), rtol=1e-9,
-                        hint="Use only the function's parameters, not the x, y, w of the cells above.")
+                    [-0.003963803079006882, -0.011891409237020647], rtol=1e-9, reveal=True,
+                    explain=step_explainer("del_w", worked, reference.one_step(**worked)))
+        for i, (x, y, w, rate) in enumerate(records):
+            want = reference.one_step(x, y, w, rate)
+            check_close(f"gradient_step on a record with {len(x)} inputs",
+                        getattr(got, f"record{i}"), want["del_w"], rtol=1e-9,
+                        hint="Use only the function's parameters, not the x, y, w of the cells above.",
+                        explain=step_explainer("del_w", dict(x=x, y=y, w=w, learnrate=rate), want))
     return probes, judge
 
 
@@ -384,12 +416,18 @@ def sum_squared_error_values(rng):
 
     def judge(got):
         check_close("sum_squared_error with zero weights",
-                    check_number("sum_squared_error(...)", got.zero), 10.0, rtol=1e-9, reveal=True)
+                    check_number("sum_squared_error(...)", got.zero), 10.0, rtol=1e-9, reveal=True,
+                    explain=lambda v: diagnose.explain_loss(v, 10.0, n_records=len(targets),
+                                                            n_outputs=targets.shape[1]))
         for i, case in enumerate(cases):
             same_data = case[0] is features
+            want = reference.sum_squared_error(*case)
+            shape = np.shape(case[1])
             check_close("sum_squared_error on other weights" if same_data
                         else "sum_squared_error on other data",
-                        getattr(got, f"case{i}"), reference.sum_squared_error(*case), rtol=1e-9,
+                        getattr(got, f"case{i}"), want, rtol=1e-9,
+                        explain=lambda v, want=want, shape=shape: diagnose.explain_loss(
+                            v, want, n_records=shape[0], n_outputs=shape[1]),
                         hint="Sum over every record and every output unit, and keep the factor 1/2."
                         if same_data else
                         "Use the function's parameters, not the features and targets of this notebook.")
@@ -404,6 +442,9 @@ def train_shapes(rng):
 
     def judge(got):
         trained, losses = pair(got.trained, "train")
+        slip = diagnose.first_slip(losses, None, [])
+        if slip:
+            fail(f"`losses` is not right. {slip}")
         check_shape("the trained weights", trained, weights.shape)
         losses = check_shape("losses", losses, (6,))
         check_close("losses[0]", losses[0], got.start, rtol=1e-9,
@@ -431,6 +472,10 @@ def train_values(rng):
         for i, case in enumerate(cases):
             want_w, want_losses = reference.train(*case)
             got_w, got_losses = pair(getattr(got, f"case{i}"), "train")
+            slip = diagnose.explain_training(got_w, got_losses, (want_w, want_losses),
+                                             reference.train_slips(*case))
+            if slip:
+                fail(f"`train` is not right. {slip}")
             check_close("the loss history", got_losses, want_losses, rtol=1e-7,
                         hint="Compute losses[0] before the first update and one loss after each epoch.")
             check_close("the trained weights", got_w, want_w, rtol=1e-7,
@@ -460,6 +505,7 @@ def largest_steady_learnrate(rng):
         answer = check_number("largest_steady_learnrate", got.answer)
         expect(answer > 0, "A learning rate is a positive number.")
         _, losses = pair(got.losses, "train")
+        expect(np.all(np.isfinite(np.asarray(losses, dtype=float))), diagnose.SLIPS["not_finite"])
         expect(rising_epochs(np.asarray(losses, dtype=float)).size == 0,
                "At that learning rate the loss rises at some epoch: try a smaller one.")
         low, high = steady_range()

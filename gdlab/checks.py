@@ -7,6 +7,8 @@ import textwrap
 
 import numpy as np
 
+from . import diagnose
+
 # `nbgrader validate` cuts every line of an error at about 90 characters; wrapped shorter,
 # the whole message survives (with room for the "CheckFailed: " in front).
 MESSAGE_WIDTH = 64
@@ -47,6 +49,14 @@ def check_number(name, value):
     return float(array)
 
 
+def expect_no_slip(name, value, **given):
+    """Fail with the classic mistake's name if `value` of one gradient step is what a known
+    slip makes of the given upstream quantities (the learner's own ones, in a visible check)."""
+    slip = diagnose.explain_step(name, value, **given)
+    if slip:
+        fail(f"`{name}`: {slip}")
+
+
 def check_shape(name, value, shape):
     """Check that value is an array-like of finite numbers with the given shape."""
     array = as_float_array(name, value)
@@ -57,13 +67,18 @@ def check_shape(name, value, shape):
     return array
 
 
-def check_close(name, value, expected, *, rtol=1e-9, atol=0.0, hint="", reveal=False):
+def check_close(name, value, expected, *, rtol=1e-9, atol=0.0, hint="", reveal=False,
+                explain=None):
     """Check value against expected elementwise, within rtol (relative) and atol.
 
     reveal=True prints the expected value (for values the lesson already shows); otherwise
-    the message describes the difference without it.
+    the message describes the difference without it. `explain(value)` may name the classic
+    mistake behind a wrong value (see `gdlab.diagnose`); its sentence replaces the hint.
     """
     expected = np.asarray(expected, dtype=float)
+    slip = explain(value) if explain else None
+    if slip:  # a known mistake is named before any message about shape or size
+        fail(f"`{name}` is not the expected value. {slip}")
     array = check_shape(name, value, expected.shape)
     if np.allclose(array, expected, rtol=rtol, atol=atol):
         return array
