@@ -38,6 +38,13 @@ def one_step(x, y, w, learnrate):
                 del_w=learnrate * error_term * x)
 
 
+def step_given(x, y, w, learnrate):
+    """The quantities `gdlab.diagnose.explain_step` names a slip from, for one record."""
+    step = one_step(x, y, w, learnrate)
+    return dict(x=x, y=y, w=w, learnrate=learnrate,
+                **{name: step[name] for name in ("h", "nn_output", "error", "error_term")})
+
+
 def gradient_step(x, y, w, learnrate):
     """The weight change del_w for one record."""
     return one_step(x, y, w, learnrate)["del_w"]

@@ -201,12 +201,6 @@ def _warned(error):
     return error is not None and error.startswith(("RuntimeWarning", "FloatingPointError"))
 
 
-def exponent_slip(got, expected):
-    """The flipped exponent: sigmoid(-x) = 1 - sigmoid(x)."""
-    expected = np.asarray(expected, dtype=float)
-    return diagnose.first_slip(got, expected, [("exponent_sign", 1 - expected)])
-
-
 @check("01_sigmoid", "test_sigmoid_values")
 def sigmoid_values(rng):
     h, fresh = rng.normal(scale=5, size=50), rng.normal(scale=4, size=7)
@@ -218,19 +212,19 @@ def sigmoid_values(rng):
         check_close("sigmoid(0)", got.zero, 0.5, reveal=True)
         three = [0.2689414213699951, 0.5, 0.7310585786300049]
         check_close("sigmoid([-1.0, 0.0, 1.0])", got.three, three, reveal=True,
-                    explain=lambda v: exponent_slip(v, three))
+                    explain=lambda v: diagnose.explain_sigmoid(v, three))
         check_close("sigmoid of a 2 x 3 array", got.grid, np.full((2, 3), 0.5), reveal=True)
         known = [0.7310585786300049, 0.8807970779778823, 0.9525741268224334]
         check_close("sigmoid([1, 2, 3])", got.known, known, rtol=1e-9,
                     hint="Check the formula 1 / (1 + e^(-x)) on a few more inputs.",
-                    explain=lambda v: exponent_slip(v, known))
+                    explain=lambda v: diagnose.explain_sigmoid(v, known))
         check_close("sigmoid(-h)", got.minus, 1 - check_shape("sigmoid(h)", got.plus, (50,)),
                     rtol=1e-9, atol=1e-12,
                     hint="The sigmoid is symmetric: sigmoid(-h) = 1 - sigmoid(h) for every h.")
         want = reference.sigmoid(fresh)
         check_close("sigmoid on other inputs", got.fresh, want, rtol=1e-9, atol=1e-12,
                     hint="Check the formula 1 / (1 + e^(-x)) on a few more inputs.",
-                    explain=lambda v: exponent_slip(v, want))
+                    explain=lambda v: diagnose.explain_sigmoid(v, want))
     return probes, judge
 
 
@@ -317,9 +311,9 @@ def _is_number(value):
         return False
 
 
-def step_explainer(name, record, want):
+def step_explainer(name, record):
     """Name the slip behind a wrong `name` of one step, from the expected upstream values."""
-    given = {**record, **{k: want[k] for k in ("h", "nn_output", "error", "error_term")}}
+    given = reference.step_given(**record)
     return lambda value: diagnose.explain_step(name, value, **given)
 
 
@@ -335,13 +329,13 @@ def quiz_check(name, visible):
             if name != "h":  # the visible check names a slip from the learner's own numbers
                 mine = {k: published[k] for k in QUIZ_NAMES if k != "del_w"}
                 if all(_is_number(v) for v in mine.values()):
-                    expect_no_slip(name, published[name], **records[0], **mine)
+                    expect_no_slip(name, {**records[0], **published})
             visible(published)
             for i, record in enumerate(records):
                 want = reference.one_step(record["x"], record["y"], record["w"], record["learnrate"])
                 check_close(name if i == 0 else f"{name} (your quiz cell re-run on another record)",
                             getattr(got, f"run{i}")[position], want[name], rtol=1e-9,
-                            hint=QUIZ_HINTS[name], explain=step_explainer(name, record, want))
+                            hint=QUIZ_HINTS[name], explain=step_explainer(name, record))
         return probes, judge
     return builder
 
@@ -378,13 +372,13 @@ def gradient_step_values(rng):
     def judge(got):
         check_close("gradient_step on the worked example", got.worked,
                     [-0.003963803079006882, -0.011891409237020647], rtol=1e-9, reveal=True,
-                    explain=step_explainer("del_w", worked, reference.one_step(**worked)))
+                    explain=step_explainer("del_w", worked))
         for i, (x, y, w, rate) in enumerate(records):
             want = reference.one_step(x, y, w, rate)
             check_close(f"gradient_step on a record with {len(x)} inputs",
                         getattr(got, f"record{i}"), want["del_w"], rtol=1e-9,
                         hint="Use only the function's parameters, not the x, y, w of the cells above.",
-                        explain=step_explainer("del_w", dict(x=x, y=y, w=w, learnrate=rate), want))
+                        explain=step_explainer("del_w", dict(x=x, y=y, w=w, learnrate=rate)))
     return probes, judge
 
 

@@ -86,6 +86,12 @@ def one_step_slips(name, *, x, y, w, learnrate, h, nn_output, error, error_term)
     return []
 
 
+def explain_sigmoid(got, expected):
+    """The message for wrong sigmoid values: the flipped exponent, sigmoid(-x) = 1 - sigmoid(x)."""
+    expected = np.asarray(expected, dtype=float)
+    return first_slip(got, expected, [("exponent_sign", 1 - expected)])
+
+
 def explain_step(name, got, **given):
     """The message for a wrong `name` of one gradient step, or None (see `one_step_slips`).
 

@@ -131,17 +131,24 @@ def test_feedback_names_the_failed_hidden_check(graded):
     course, _ = graded
     (page,) = generate_feedback(course, "02_gradient_step", students=["fails_error_sign"])
     text = " ".join(page.read_text().replace("&#96;", "`").split())  # messages are wrapped
-    assert "`error` is not the expected value: it has the right size but the wrong sign" in text
+    assert "`error`: The sign is flipped: error is the target minus the output" in text
+    assert "Score: 0.0 / 1.0" in text and "reference.step_given" not in text
 
 
 @pytest.mark.parametrize("fixture, message", [
-    ("fails_missing_sigmoid_prime", "it cannot be larger than error / 4"),
-    ("passes_classic_formulation", "Success! Your notebook passes all the tests."),
+    ("submissions/02_gradient_step/fails_missing_sigmoid_prime", "f'(h) is missing"),
+    ("submissions/02_gradient_step/passes_classic_formulation",
+     "Success! Your notebook passes all the tests."),
+    ("mistakes/02_gradient_step/error_sign", "The sign is flipped"),
+    ("mistakes/02_gradient_step/no_sigmoid", "nn_output is h itself"),
+    ("mistakes/02_gradient_step/h_slope", "The slope uses h itself"),
+    ("mistakes/02_gradient_step/learnrate_twice", "The learning rate is applied twice"),
+    ("mistakes/02_gradient_step/summed", "del_w is one number"),
 ])
 def test_nbgrader_validate_shows_the_visible_messages(tmp_path, fixture, message):
     """What a student sees from `nbgrader validate` (and the Validate button) before submitting."""
     notebook = tmp_path / "gradient_step.ipynb"
-    shutil.copy(FIXTURES / "submissions" / "02_gradient_step" / f"{fixture}.ipynb", notebook)
+    shutil.copy(FIXTURES / f"{fixture}.ipynb", notebook)
     result = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(notebook)],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert message in " ".join(result.stdout.split())
