@@ -2,6 +2,8 @@
 
 Peers run in the same process and on the same inputs, so ratios compare like with like.
 """
+import contextlib
+import io
 import json
 import resource
 import statistics
@@ -22,8 +24,10 @@ from nbclient import NotebookClient  # noqa: E402
 from autograder import reference  # noqa: E402
 from autograder.course import copy_course, open_course, open_gradebook, tools_env  # noqa: E402
 from autograder.grade import grade  # noqa: E402
+import numpy as np  # noqa: E402
+
+from gdlab import widgets  # noqa: E402
 from gdlab.data import initial_weights, load_study_habits  # noqa: E402
-from gdlab.plots import plot_loss  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "02_gradient_step"
@@ -36,8 +40,9 @@ def report(name, value, unit):
 
 
 def bench_notebooks():
-    """Seconds to run each source notebook top to bottom in a fresh kernel."""
-    for path in sorted((ROOT / "source").glob("*/*.ipynb")):
+    """Seconds to run each release notebook, its solution filled in, top to bottom in a fresh
+    kernel (the committed `passes_all` fixture is exactly that)."""
+    for path in sorted((ROOT / "tests" / "fixtures" / "submissions").glob("*/passes_all.ipynb")):
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()
         NotebookClient(nb, timeout=300, kernel_name="python3",
@@ -45,21 +50,46 @@ def bench_notebooks():
         report(f"notebook_run_{path.parent.name}", time.perf_counter() - start, "s")
 
 
-def bench_training_update(repeats=20):
-    """What one slider change of the training explorer costs: train 50 epochs and redraw."""
+def show_inline():
+    """What the inline backend does at `plt.show()` in a notebook: render each open figure to
+    PNG, then close it."""
+    for number in plt.get_fignums():
+        figure = plt.figure(number)
+        figure.canvas.print_figure(io.BytesIO(), format="png", bbox_inches="tight")
+    plt.close("all")
+
+
+def bench_widget_updates(changes=20):
+    """Milliseconds from a slider change to the updated plot (compute and render) for each
+    learning-rate explorer, median and worst of `changes` changes."""
     features, targets = load_study_habits()
-    weights = initial_weights(3, 2, seed=42)
-    times = []
-    for i in range(repeats):
-        start = time.perf_counter()
-        _, losses = reference.train(features, targets, weights, 10 ** (-1 + i * 0.2), 50)
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        plot_loss(ax, losses)
-        fig.canvas.draw()
-        plt.close(fig)
-        times.append(time.perf_counter() - start)
-    report("training_update_median", 1000 * statistics.median(times), "ms")
-    report("training_update_worst", 1000 * max(times), "ms")
+    quiz = reference.QUIZ
+    explorers = {
+        "step_explorer": (lambda: widgets.step_explorer(
+            reference.gradient_step, reference.sigmoid, quiz["x"], quiz["y"], quiz["w"])[0],
+            np.linspace(0.1, 20, changes)),
+        "training_explorer": (lambda: widgets.training_explorer(
+            reference.train, features, targets, initial_weights(3, 2, seed=42))[0],
+            np.logspace(-2, 3.5, changes)),
+        "descent_path_explorer": (lambda: widgets.descent_path_explorer(
+            reference.gradient_step, reference.sigmoid, np.array([0.1, 0.3]), 0.2,
+            np.array([-0.8, 0.5]))[0], np.logspace(-1, 2.5, changes)),
+    }
+    saved_show, plt.show = plt.show, show_inline
+    try:
+        for name, (build, values) in explorers.items():
+            times = []
+            # Outside a kernel an Output widget prints: keep that out of the figures.
+            with contextlib.redirect_stdout(io.StringIO()):
+                slider = build()
+                for value in values:
+                    start = time.perf_counter()
+                    slider.value = float(value)  # runs the explorer's update, as a slider does
+                    times.append(time.perf_counter() - start)
+            report(f"widget_update_{name}_median", 1000 * statistics.median(times), "ms")
+            report(f"widget_update_{name}_worst", 1000 * max(times), "ms")
+    finally:
+        plt.show = saved_show
 
 
 def make_class(root):
@@ -120,5 +150,5 @@ def bench_grading():
     print(f"speedup: {ours / plain:.2f}")
 if __name__ == "__main__":
     bench_notebooks()
-    bench_training_update()
+    bench_widget_updates()
     bench_grading()
