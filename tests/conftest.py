@@ -245,3 +245,85 @@ def sandbox_processes():
         if owners:
             found[int(pid)] = owners[0]
     return found
+
+
+# ---------------------------------------------------------------- Jupyter servers started by tests
+
+JUPYTER_TOKEN = "course-test-token"
+# The notification settings JupyterLab 4 reads (schema: @jupyterlab/apputils-extension/
+# notification.json): no news pop-up over the notebook, no update check going online.
+QUIET_LAB_SETTINGS = {"@jupyterlab/apputils-extension/notification.jupyterlab-settings":
+                      {"fetchNews": "false", "checkForUpdates": False}}
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(url):
+    """True once an HTTP server answers at `url`, whatever it answers (a 403 or 404 counts)."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered, if only to refuse
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+@contextlib.contextmanager
+def jupyter_server(module, root, state_dir, *args, ready_path="/api/status", timeout=60):
+    """Run `python -m <module>` (jupyterlab, voila) on 127.0.0.1 in `root`; yield its base URL.
+
+    The server gets its own runtime, config, settings and workspace folders under `state_dir`
+    (nothing of the machine's user setup leaks in, JupyterLab's news pop-up is off), and no
+    MPLBACKEND: CI exports Agg, and a kernel that inherits it draws no figures.
+    The server is stopped by its PID when the block ends: terminate, then kill.
+    """
+    import subprocess
+    import sys
+    import time
+    state_dir = Path(state_dir)
+    settings = state_dir / "lab-settings"
+    for name, values in QUIET_LAB_SETTINGS.items():
+        (settings / name).parent.mkdir(parents=True, exist_ok=True)
+        (settings / name).write_text(json.dumps(values))
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+           "JUPYTER_RUNTIME_DIR": str(state_dir / "runtime"),
+           "JUPYTER_CONFIG_DIR": str(state_dir / "config"),
+           "JUPYTERLAB_SETTINGS_DIR": str(settings),
+           "JUPYTERLAB_WORKSPACES_DIR": str(state_dir / "workspaces")}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = (state_dir / f"{module}.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", module, "--no-browser", f"--port={port}", *args],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while not _answers(f"{base}{ready_path}"):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{module} exited or did not answer within {timeout} s; its log: {log.name}")
+            time.sleep(0.25)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+def lab_server(root, state_dir):
+    """JupyterLab as `make lab` starts it (nbgrader's extensions on), serving `root`."""
+    return jupyter_server("jupyterlab", root, state_dir, "--ip=127.0.0.1",
+                          f"--IdentityProvider.token={JUPYTER_TOKEN}", "--notebook-dir=.",
+                          "--ServerApp.port_retries=0", "--allow-root")
