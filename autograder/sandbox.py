@@ -36,7 +36,9 @@ CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = (0x08000000, 0x1000000
                                                           0x20000000, 0x40000000)
 NEW_NAMESPACES = (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER
                   | CLONE_NEWPID | CLONE_NEWNET)
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 1 << 14, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
+MS_REC, MS_PRIVATE = 1 << 14, 1 << 18
+READ_ONLY_ENV = "GD_BOX_READ_ONLY"  # the box's read-only paths, for the child to keep in view
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP = 1, 38, 22
 SECCOMP_MODE_FILTER = 2
 
@@ -119,7 +121,7 @@ def worker_command(*, python, read_only, box_modules, env):
         command += ["--ro-bind", str(path), str(path)]
     for path in box_modules:
         command += ["--ro-bind", str(path), f"{BOX_DIR}/{os.path.basename(path)}"]
-    command += ["--clearenv"]
+    command += ["--clearenv", "--setenv", READ_ONLY_ENV, ":".join(map(str, read_only))]
     for key, value in sorted(env.items()):
         command += ["--setenv", key, str(value)]
     command += ["--chdir", WORKSPACE, "--", str(python), "-E", "-s", "-B",
@@ -263,8 +265,18 @@ def enter_child(*, slot, limits, keep_fds):
     """Turn this freshly forked PID 1 into the box for one submission (see module doc)."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     name, uid, gid = slot_user(slot)
+    # A course checked out under /tmp has its Python and gdlab/ there: hold on to them, lay
+    # the private tmpfs over /tmp, and mount them back, read-only, inside it.
+    under = [p for p in os.environ.pop(READ_ONLY_ENV, "").split(":")
+             if p.startswith(WORKSPACE + "/")]
+    held = [os.open(path, os.O_PATH) for path in under]
     _mount("tmpfs", WORKSPACE, "tmpfs", MS_NOSUID | MS_NODEV,
            f"size={limits.tmp_mb}m,mode=0700,uid={uid},gid={gid}")
+    for path, fd in zip(under, held):
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        os.close(fd)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     with open("/proc/self/oom_score_adj", "w") as score:
         score.write("1000")  # out of memory: the submission goes first, never the worker
