@@ -1,7 +1,6 @@
 """Reading a submission and matching it to the notebook the student was given (pure: no
 sandbox, no nbgrader run)."""
 import copy
-import json
 from pathlib import Path
 
 import nbformat
