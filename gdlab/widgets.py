@@ -2,10 +2,18 @@
 
 Each explorer draws once when created (so a notebook run headless shows a picture and
 raises nothing) and again whenever a slider moves.
+
+What an explorer shows is set as its Output widget's `outputs` (a rendered figure, lines of
+text), never captured with `with output:`: run headless by nbclient (`nbgrader validate`, the
+Validate button, `nbgrader autograde`), a cell that prints inside `with output:` now and then
+never finishes (its kernel is idle, the run waits on; about 1 run in 20 with three at once).
 """
+import base64
+
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.core.pylabtools import print_figure
 from IPython.display import display
 
 from .learner import NotReady, call
@@ -92,10 +100,23 @@ def loss_history(train, features, targets, weights, learnrate, epochs):
     return losses
 
 
+def show_in(output, *, figure=None, lines=()):
+    """Replace what `output` shows with `figure` (then closed) and `lines` of text, in one update."""
+    shown = []
+    if figure is not None:
+        # As the inline backend draws it; closed, or pyplot would show it again after the cell.
+        png = base64.b64encode(print_figure(figure, "png")).decode("ascii")
+        plt.close(figure)
+        shown.append({"output_type": "display_data", "metadata": {},
+                      "data": {"image/png": png, "text/plain": "<Figure>"}})
+    if lines:
+        shown.append({"output_type": "stream", "name": "stdout",
+                      "text": "".join(f"{line}\n" for line in lines)})
+    output.outputs = tuple(shown)
+
+
 def _sentence(output, text):
-    with output:
-        output.clear_output(wait=True)
-        print(text)
+    show_in(output, lines=[str(text)])
 
 
 def step_explorer(gradient_step, sigmoid, x, y, w, *, max_learnrate=20.0):
@@ -113,18 +134,16 @@ def step_explorer(gradient_step, sigmoid, x, y, w, *, max_learnrate=20.0):
             after = y - call(sigmoid, np.dot(x, w + del_w))
         except NotReady as reason:
             return _sentence(output, reason)
-        with output:
-            output.clear_output(wait=True)
-            fig, (ax_step, ax_error) = plt.subplots(1, 2, figsize=(8, 3))
-            ax_step.bar(np.arange(len(del_w)), del_w, color="tab:blue")
-            ax_step.set_xticks(np.arange(len(del_w)), [f"w{i + 1}" for i in range(len(del_w))])
-            ax_step.set_title("del_w, the change in each weight")
-            ax_error.bar(["before", "after one step"], [before, after], color=["grey", "tab:orange"])
-            ax_error.axhline(0, color="black", lw=0.5)
-            ax_error.set_title("error = y - nn_output")
-            plt.tight_layout()
-            plt.show()
-            print(f"learnrate {learnrate:.1f}: error {before:+.4f} -> {after:+.4f}")
+        fig, (ax_step, ax_error) = plt.subplots(1, 2, figsize=(8, 3))
+        ax_step.bar(np.arange(len(del_w)), del_w, color="tab:blue")
+        ax_step.set_xticks(np.arange(len(del_w)), [f"w{i + 1}" for i in range(len(del_w))])
+        ax_step.set_title("del_w, the change in each weight")
+        ax_error.bar(["before", "after one step"], [before, after], color=["grey", "tab:orange"])
+        ax_error.axhline(0, color="black", lw=0.5)
+        ax_error.set_title("error = y - nn_output")
+        fig.tight_layout()
+        show_in(output, figure=fig,
+              lines=[f"learnrate {learnrate:.1f}: error {before:+.4f} -> {after:+.4f}"])
 
     slider.observe(update, names="value")
     update()
@@ -147,17 +166,15 @@ def training_explorer(train, features, targets, weights, *, epochs=50):
         except NotReady as reason:
             return _sentence(output, reason)
         verdict = describe_training(losses)
-        with output:
-            output.clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(6, 3.5))
-            plot_loss(ax, losses)
-            ax.set_title(f"learnrate {learnrate.value:.3g}: {verdict}")
-            plt.show()
-            rises = rising_epochs(losses)
-            print(f"E after {n_epochs.value} epochs: {float(losses[-1]):.4f} ({verdict}). "
-                  + VERDICT_SENTENCES[verdict])
-            if rises.size:
-                print(f"The loss rose at {rises.size} epochs, first at epoch {rises[0]}.")
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        plot_loss(ax, losses)
+        ax.set_title(f"learnrate {learnrate.value:.3g}: {verdict}")
+        rises = rising_epochs(losses)
+        lines = [f"E after {n_epochs.value} epochs: {float(losses[-1]):.4f} ({verdict}). "
+                 + VERDICT_SENTENCES[verdict]]
+        if rises.size:
+            lines.append(f"The loss rose at {rises.size} epochs, first at epoch {rises[0]}.")
+        show_in(output, figure=fig, lines=lines)
 
     learnrate.observe(update, names="value")
     n_epochs.observe(update, names="value")
@@ -181,12 +198,10 @@ def descent_path_explorer(gradient_step, activation, x, y, w_start, *, steps=30)
                 path.append(path[-1] + weight_change(gradient_step, x, y, path[-1], slider.value))
         except NotReady as reason:
             return _sentence(output, reason)
-        with output:
-            output.clear_output(wait=True)
-            ax = plot_error_surface(x, y, activation, path)
-            error = y - activation(np.dot(x, path[-1]))
-            ax.set_title(f"{steps} steps at learnrate {slider.value:.3g}: error {error:+.4f}")
-            plt.show()
+        ax = plot_error_surface(x, y, activation, path)
+        error = y - activation(np.dot(x, path[-1]))
+        ax.set_title(f"{steps} steps at learnrate {slider.value:.3g}: error {error:+.4f}")
+        show_in(output, figure=ax.figure)
 
     slider.observe(update, names="value")
     update()

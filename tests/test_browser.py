@@ -358,6 +358,8 @@ def test_step_explorer_follows_the_maths(page, lab):
     assert readout(box) == "0.20"
     _, _, overshoot = step_figures(type_value(box, "2", marker="learnrate 2.0"))
     screenshot(box, "lesson2_step_explorer_overshoot")
+    # One picture: the explorer's own, not a second copy pyplot shows after the cell.
+    assert code_cell(page, "step_explorer(").locator("img").count() == 1
 
     assert start == before < 0  # the output is too high: the error before the step is negative
     assert before < small < larger < at_default < 0  # each larger step gets closer to the target
@@ -387,6 +389,7 @@ def test_training_explorer_follows_the_maths(page, lab):
     screenshot(box, "lesson3_training_explorer_rate_100")
     _, at_thousand, diverging = training_figures(type_value(box, "1000", marker="(diverging)"))
     screenshot(box, "lesson3_training_explorer_rate_1000")
+    assert code_cell(page, "training_explorer(").locator("img").count() == 1
 
     assert at_tenth > at_one > at_ten  # a larger stable rate gets further in 50 epochs
     assert "The loss rose at" in oscillating and "first at epoch" in oscillating
@@ -400,19 +403,21 @@ def test_training_explorer_follows_the_maths(page, lab):
 def test_learning_rate_lesson_slider_redraws_the_parabola(page, lab):
     open_in_lab(page, lab, "notebooks/learning_rate.ipynb")
     run_all(page)
-    box = page.locator(".widget-interact")
-    type_value(box, "0.9", timing="learning_rate interact, typed")
-    press_key(box, "ArrowRight", timing="learning_rate interact, key")
+    box = explorer(page)
+    type_value(box, "0.9", timing="learning_rate slider, typed")
+    press_key(box, "ArrowRight", timing="learning_rate slider, key")
     assert readout(box) == "0.95"
-    screenshot(box, "learning_rate_interact")
+    screenshot(box, "learning_rate_slider")
     assert not stderr_outputs(page)
 
 
 def test_learning_rate_lesson_shows_only_the_figure(page, lab):
     open_in_lab(page, lab, "notebooks/learning_rate.ipynb")
     run_all(page)
-    text, image = output_state(page.locator(".widget-interact"))
+    text, image = output_state(explorer(page))
     assert image and "Axes" not in text
+    # One picture: the slider's own, not a second copy pyplot shows after the cell.
+    assert code_cell(page, "widgets.VBox([learnrate, picture])").locator("img").count() == 1
 
 
 def test_error_surface_lesson_slider_redraws_the_path(page, lab):

@@ -4,6 +4,7 @@ import csv
 import io
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -95,32 +96,50 @@ def test_describe_training_flags_non_finite_losses():
     assert widgets.describe_training([1.0, np.inf, np.nan]) == "not finite"
 
 
-def test_explorers_explain_an_unwritten_function_in_a_sentence(capsys):
+def shown(output):
+    """The text an explorer's output area shows under its figure."""
+    return "".join(item.get("text", "") for item in output.outputs if item["output_type"] == "stream")
+
+
+def has_figure(output):
+    return any("image/png" in item.get("data", {}) for item in output.outputs)
+
+
+def test_explorers_explain_an_unwritten_function_in_a_sentence():
     def train(*args):
         raise NotImplementedError()
 
-    # Outside a kernel the Output widget lets prints through to stdout.
     features, targets = data.load_study_habits()
-    widgets.training_explorer(train, features, targets, np.zeros((3, 2)))
-    printed = capsys.readouterr().out
-    assert "`train` is not written yet" in printed and "Traceback" not in printed
+    _, _, output = widgets.training_explorer(train, features, targets, np.zeros((3, 2)))
+    assert "`train` is not written yet" in shown(output) and "Traceback" not in shown(output)
+    assert not has_figure(output)
 
 
-def test_step_explorer_redraws_when_the_slider_moves(capsys):
+def test_step_explorer_redraws_when_the_slider_moves():
     x, y, w = reference.QUIZ["x"], reference.QUIZ["y"], reference.QUIZ["w"]
-    slider, _ = widgets.step_explorer(reference.gradient_step, reference.sigmoid, x, y, w)
-    assert "learnrate 0.5: error -0.1900 -> -0.0475" in capsys.readouterr().out
+    slider, output = widgets.step_explorer(reference.gradient_step, reference.sigmoid, x, y, w)
+    assert shown(output) == "learnrate 0.5: error -0.1900 -> -0.0475\n" and has_figure(output)
+    first_figure = output.outputs[0]
     slider.value = 5.0  # a step that overshoots: the error changes sign
-    assert "learnrate 5.0: error -0.1900 -> +0.4950" in capsys.readouterr().out
+    assert shown(output) == "learnrate 5.0: error -0.1900 -> +0.4950\n"
+    assert has_figure(output) and output.outputs[0] != first_figure
 
 
-def test_training_explorer_names_the_regime_it_draws(capsys):
+def test_explorers_leave_no_figure_open_for_pyplot_to_show_again():
+    x, y, w = reference.QUIZ["x"], reference.QUIZ["y"], reference.QUIZ["w"]
+    before = plt.get_fignums()
+    slider, _ = widgets.step_explorer(reference.gradient_step, reference.sigmoid, x, y, w)
+    slider.value = 2.0
+    assert plt.get_fignums() == before
+
+
+def test_training_explorer_names_the_regime_it_draws():
     features, targets = data.load_study_habits()
-    learnrate, _, _ = widgets.training_explorer(reference.train, features, targets,
-                                                data.initial_weights(3, 2, seed=42))
+    learnrate, _, output = widgets.training_explorer(reference.train, features, targets,
+                                                     data.initial_weights(3, 2, seed=42))
+    assert "(converged)" in shown(output)
     learnrate.value = 1000.0
-    printed = capsys.readouterr().out
-    assert "(converged)" in printed and "(diverging)" in printed
+    assert "(diverging)" in shown(output) and "The loss rose at" in shown(output)
 
 
 def test_student_package_defines_no_course_answer():
@@ -135,18 +154,16 @@ def test_student_package_defines_no_course_answer():
 @pytest.mark.parametrize("returned, words", [
     (None, "is a `return` missing?"), (0.1, "shape (4,)), but it returned an array of shape ()"),
     ([[1, 2], [3]], "a list that is not an array of numbers")])
-def test_step_explorer_explains_a_wrong_return_value(capsys, returned, words):
+def test_step_explorer_explains_a_wrong_return_value(returned, words):
     x, y, w = reference.QUIZ["x"], reference.QUIZ["y"], reference.QUIZ["w"]
-    widgets.step_explorer(lambda *args: returned, reference.sigmoid, x, y, w)
-    printed = capsys.readouterr().out
-    assert words in printed and "Traceback" not in printed
+    _, output = widgets.step_explorer(lambda *args: returned, reference.sigmoid, x, y, w)
+    assert words in shown(output) and "Traceback" not in shown(output)
 
 
 @pytest.mark.parametrize("train, words", [
     (lambda *args: None, "should return a pair (weights, losses)"),
     (lambda f, t, w, rate, epochs: (w, np.zeros(epochs)), "should return 51 losses for 50 epochs")])
-def test_training_explorer_explains_a_wrong_return_value(capsys, train, words):
+def test_training_explorer_explains_a_wrong_return_value(train, words):
     features, targets = data.load_study_habits()
-    widgets.training_explorer(train, features, targets, np.zeros((3, 2)))
-    printed = capsys.readouterr().out
-    assert words in printed and "Traceback" not in printed
+    _, _, output = widgets.training_explorer(train, features, targets, np.zeros((3, 2)))
+    assert words in shown(output) and "Traceback" not in shown(output)
