@@ -2,7 +2,7 @@
 
     python -m autograder [--course DIR] release [ASSIGNMENT ...]
     python -m autograder [--course DIR] grade ASSIGNMENT [--from PATH] [--force] [--workers N]
-                                              [--feedback]
+                                              [--scheduler ADDRESS] [--feedback]
     python -m autograder [--course DIR] feedback ASSIGNMENT
     python -m autograder [--course DIR] demo
 """
@@ -12,7 +12,8 @@ import sys
 from .course import NbgraderError, open_course
 from .demo import run_demo
 from .feedback import generate_feedback
-from .grade import grade, graded_students, results_dir
+from .grade import ClusterLost, grade, graded_students, results_dir
+from .gradebook import GradingBusy
 from .intake import IntakeError
 from .release import LeakError, release
 from .report import export_grades_csv, summary_table, write_report, write_results_csv
@@ -21,7 +22,7 @@ from .verdicts import MissingCheck
 
 # Failures that mean "the command could not do its job", shown without a traceback.
 EXPECTED_ERRORS = (LeakError, NbgraderError, IntakeError, FileNotFoundError, FileExistsError,
-                   SandboxUnavailable, MissingCheck)
+                   SandboxUnavailable, MissingCheck, ClusterLost, GradingBusy)
 
 
 def build_parser():
@@ -48,6 +49,9 @@ def build_parser():
                      help="regrade submissions already graded and unchanged since")
     grd.add_argument("--workers", type=int, default=None, metavar="N",
                      help="sandboxed workers grading at once (default: one per core)")
+    grd.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                     help="grade on the Dask cluster of this scheduler, e.g. tcp://10.0.0.5:8786 "
+                          "(default: on this machine)")
     grd.add_argument("--feedback", action="store_true",
                      help="also write HTML feedback (same as the feedback command afterwards)")
 
@@ -70,7 +74,7 @@ def cmd_release(course, args):
 def cmd_grade(course, args):
     """`grade`: grade in the sandbox, write the CSVs and the report, print the summary."""
     rows = grade(course, args.assignment, submissions=args.source, force=args.force,
-                 slots=args.workers)
+                 slots=args.workers, scheduler=args.scheduler)
     folder = results_dir(course, args.assignment)
     print(f"results: {write_results_csv(rows, folder / 'results.csv')}")
     print(f"report: {write_report(rows, folder / 'report.html', title=args.assignment)}")

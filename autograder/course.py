@@ -15,10 +15,12 @@ from pathlib import Path
 from nbgrader.api import Gradebook
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.utils import capture_log
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config, PyFileConfigLoader
 
 CONFIG_FILE = "nbgrader_config.py"
+SETUP_LOCK_KEY = 0x6764_5365_7475_70  # PostgreSQL advisory lock: "gdSetup"
 STUDENT_PACKAGE = "gdlab"
 LESSONS_DIR = "notebooks"
 # What a working copy of the course needs: the instructor's files, not its grading output.
@@ -208,6 +210,7 @@ def run_converter(course, converter_class, *, assignment, student="*", force=Tru
     converter (e.g. `create_assignment=True`). Returns nbgrader's captured log. nbgrader
     reports failure as a dict rather than raising; this raises `NbgraderError` instead.
     """
+    prepare_database(course)  # nbgrader's converters would otherwise race to create it
     config = load_config(course, **(overrides or {}))
     coursedir = CourseDirectory(config=config, log=NBGRADER_LOG)
     coursedir.assignment_id = assignment
@@ -230,14 +233,56 @@ def run_converter(course, converter_class, *, assignment, student="*", force=Tru
     return log
 
 
+def database_url(course):
+    """The gradebook's database URL, from the course's own config (SQLite by default)."""
+    return CourseDirectory(config=load_config(course), log=NBGRADER_LOG).db_url
+
+
+def is_shared(url):
+    """Whether the gradebook is a database server (PostgreSQL) rather than a file."""
+    return url.startswith("postgresql")
+
+
+@contextlib.contextmanager
+def database_setup_lock(url):
+    """Hold a cluster-wide lock while a gradebook may be created.
+
+    nbgrader creates the tables (and its alembic stamp and course row) on first use; two
+    graders doing that at once on an empty PostgreSQL database collide. SQLite needs
+    nothing: its file lock already serialises them.
+    """
+    if not is_shared(url):
+        yield
+        return
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SETUP_LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SETUP_LOCK_KEY})
+    finally:
+        engine.dispose()
+
+
+def prepare_database(course):
+    """Create the course's gradebook (tables, course row) once, before anything fans out."""
+    with open_gradebook(course):
+        pass
+
+
 @contextlib.contextmanager
 def open_gradebook(course):
-    """nbgrader's `Gradebook` for this course (the database named in its config)."""
+    """nbgrader's `Gradebook` for this course: the database named in its config, always
+    read from the course's `nbgrader_config.py` (never a default that silently starts a
+    new SQLite file, nbgrader issue 1661)."""
     config = load_config(course)
     coursedir = CourseDirectory(config=config, log=NBGRADER_LOG)
-    with _venv_tools_on_path():
+    with _venv_tools_on_path(), database_setup_lock(coursedir.db_url):
         gradebook = Gradebook(coursedir.db_url, coursedir.course_id)
     try:
         yield gradebook
     finally:
         gradebook.close()
+        gradebook.engine.dispose()  # a PostgreSQL connection otherwise stays open per gradebook

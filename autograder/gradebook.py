@@ -4,15 +4,64 @@ So the formgrader, `nbgrader export` and `nbgrader generate_feedback` keep worki
 what the hardened grader decided. A flagged submission is marked as needing manual
 grading, which puts it in front of the instructor in the formgrader.
 """
+import contextlib
+import fcntl
+import hashlib
+import os
 import shutil
 import warnings
 
 import nbformat
 from nbgrader.api import MissingEntry
 from nbgrader.utils import parse_utc
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SAWarning
 
-from .course import open_gradebook
+from .course import database_url, is_shared, open_gradebook
+
+
+class GradingBusy(RuntimeError):
+    """Another run is grading this assignment: a student must never be graded twice at once."""
+
+
+@contextlib.contextmanager
+def grading_claim(course, assignment, folder):
+    """Hold the right to grade `assignment` for the block, or raise `GradingBusy`.
+
+    A lock file in `folder` (the assignment's results) guards this course directory; on a
+    shared PostgreSQL gradebook an advisory lock on the course and assignment also guards
+    graders on other machines. Both are released if the process dies.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".grading.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise GradingBusy(f"{assignment} is already being graded in this course (another "
+                              "`grade` command is running); wait for it to finish") from None
+        url = database_url(course)
+        if not is_shared(url):
+            yield
+            return
+        key = int.from_bytes(hashlib.sha256(f"{course.course_id()}/{assignment}".encode())
+                             .digest()[:8], "big", signed=True)
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                held = connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                                          {"key": key}).scalar()
+                if not held:
+                    raise GradingBusy(f"{assignment} is already being graded by another grader on "
+                                      "the shared gradebook; wait for it to finish")
+                try:
+                    yield
+                finally:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        finally:
+            engine.dispose()
+    finally:
+        os.close(fd)
 
 
 class Recorder:

@@ -1,18 +1,20 @@
 """Where the work runs: a local pool of warm sandboxed workers, one per slot.
 
-`Pool.run(jobs)` takes `(token, job)` pairs (the job: JSON-able cells and probes, no names,
-no expected values) and yields a `RunResult` for each as it finishes. A sandbox that fails
+`Pool.submit(token, job)` takes one job (JSON-able cells and probes, no names, no expected
+values) and returns a future of its `RunResult`; `Pool.run(jobs)` yields them as they finish. A sandbox that fails
 (a worker that dies, a child that cannot be boxed) is retried on a fresh worker; only
 when that fails too does the job come back as an infrastructure error.
 """
 import json
 import os
 import queue
+import socket
 import struct
 import subprocess
 import sys
 import threading
-from dataclasses import asdict, dataclass
+from concurrent.futures import Future, as_completed
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from . import sandbox
@@ -32,6 +34,7 @@ class RunResult:
     truncated: bool = False
     seconds: float = 0.0
     out_of_memory: bool = False  # the kernel killed a process of the run for memory
+    where: str = ""        # host and slot that ran it
 
     @property
     def infrastructure_error(self):
@@ -153,70 +156,106 @@ class BoxedWorker:
 
 
 class Pool:
-    """`slots` boxed workers; use as a context manager so they always stop."""
+    """`slots` boxed workers, each served by its own thread for the pool's whole life.
+
+    Each slot is claimed machine-wide (`sandbox.claim_slot`), so two pools on one machine
+    (two graders, or two Dask workers) never share a slot's user or cgroup. Each thread
+    starts its own worker: bubblewrap's --die-with-parent fires when the *thread* that
+    started it ends, so the workers stay warm exactly as long as the pool. Use as a context
+    manager so they always stop.
+    """
 
     def __init__(self, slots=None, limits=Limits()):
         self.slots = slots or os.cpu_count() or 1
         self.limits = limits
-        sandbox.check_available(self.slots)
+        sandbox.check_available()
+        self.claims = []
+        try:
+            for _ in range(self.slots):
+                self.claims.append(sandbox.claim_slot())
+                sandbox.slot_user(self.claims[-1].slot)
+        except BaseException:
+            self._release()
+            raise
         self.workers = [None] * self.slots
+        self.todo = queue.Queue()
+        self.threads = [threading.Thread(target=self._serve, args=(index,), daemon=True,
+                                         name=f"sandbox-slot{claim.slot}")
+                        for index, claim in enumerate(self.claims)]
+        for thread in self.threads:
+            thread.start()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        for worker in self.workers:
-            if worker is not None:
-                worker.close()
+        self.close()
 
-    def worker(self, slot, fresh=False):
-        current = self.workers[slot]
-        if fresh or current is None or not current.alive:
-            if current is not None:
-                current.close()
-            self.workers[slot] = BoxedWorker(slot, self.limits)
-        return self.workers[slot]
+    def close(self):
+        """Stop the slot threads (each closes its worker) and give the slots back."""
+        for _ in self.threads:
+            self.todo.put(None)
+        for thread in self.threads:
+            thread.join()
+        self.threads = []
+        self._release()
+
+    def _release(self):
+        for claim in self.claims:
+            claim.release()
+        self.claims = []
+
+    def where(self, index):
+        """Where a slot's runs happen, as reported with each result."""
+        return f"{socket.gethostname()}/slot{self.claims[index].slot}"
+
+    def submit(self, token, job):
+        """Queue one job (a JSON-able dict); a `concurrent.futures.Future` of its `RunResult`."""
+        future = Future()
+        self.todo.put((token, json.dumps(job, allow_nan=True).encode(), future))
+        return future
 
     def run(self, jobs):
         """Yield a `RunResult` per `(token, job)` as each finishes, `slots` at a time."""
-        todo, done = queue.Queue(), queue.Queue()
-        count = 0
-        for token, job in jobs:
-            todo.put((token, json.dumps(job, allow_nan=True).encode()))
-            count += 1
+        futures = [self.submit(token, job) for token, job in jobs]
+        for future in as_completed(futures):
+            yield future.result()
 
-        def serve(slot):
-            while True:
-                try:
-                    token, job = todo.get_nowait()
-                except queue.Empty:
-                    return
-                done.put(self.run_one(slot, token, job))
+    def _serve(self, index):
+        try:
+            self._worker(index)  # warm up before the first job arrives
+        except SandboxUnavailable:
+            pass  # reported by the first job, which retries
+        try:
+            while (item := self.todo.get()) is not None:
+                token, job, future = item
+                if future.set_running_or_notify_cancel():
+                    future.set_result(self.run_one(index, token, job))
+        finally:
+            if self.workers[index] is not None:
+                self.workers[index].close()
 
-        slots = range(min(self.slots, count))
-        # bubblewrap's --die-with-parent fires when the *thread* that started it ends: start
-        # the workers from here, so they stay warm after the short-lived threads below.
-        for slot in slots:
-            self.worker(slot)
-        threads = [threading.Thread(target=serve, args=(slot,), daemon=True) for slot in slots]
-        for thread in threads:
-            thread.start()
-        for _ in range(count):
-            yield done.get()
-        for thread in threads:
-            thread.join()
+    def _worker(self, index, fresh=False):
+        current = self.workers[index]
+        if fresh or current is None or not current.alive:
+            if current is not None:
+                current.close()
+            self.workers[index] = BoxedWorker(self.claims[index].slot, self.limits)
+            self.workers[index].wait_until_ready()
+        return self.workers[index]
 
-    def run_one(self, slot, token, job):
-        """Run a job on `slot`'s worker, retrying on a fresh worker if the sandbox failed."""
+    def run_one(self, index, token, job):
+        """Run a job on a slot's worker, retrying on a fresh worker if the sandbox failed."""
         if len(job) > sandbox.MAX_JOB_BYTES:  # the worker would die reading it, every retry
             return RunResult(token, f"refused: its code is {len(job) / 2**20:.0f} MB, over the "
-                                    f"{sandbox.MAX_JOB_BYTES // 2**20} MB a run takes")
+                                    f"{sandbox.MAX_JOB_BYTES // 2**20} MB a run takes",
+                             where=self.where(index))
         result = None
         for attempt in range(1 + RETRIES):
             try:
-                result = self.worker(slot, fresh=attempt > 0).run(token, job, self.limits)
+                result = self._worker(index, fresh=attempt > 0).run(token, job, self.limits)
             except SandboxUnavailable as error:
                 result = RunResult(token, f"infrastructure: {error}")
             if not result.infrastructure_error:
-                return result
-        return result
+                break
+        return replace(result, where=self.where(index))

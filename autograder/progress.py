@@ -40,6 +40,19 @@ def progress_line(label, total, counts, elapsed, *, final=False):
     return "  ".join(part for part in parts if part)
 
 
+def throughput(per_worker, elapsed):
+    """{worker: (submissions, per second)} over the run's wall time, busiest first."""
+    return {worker: (count, count / elapsed if elapsed > 0 else 0.0)
+            for worker, count in per_worker.most_common()}
+
+
+def worker_lines(rates):
+    """One indented line per worker: `  tcp://10.0.0.5:39211  120 submissions  7.9/s`."""
+    width = max((len(worker) for worker in rates), default=0)
+    return [f"  {worker:<{width}}  {count} submissions  {rate:.1f}/s"
+            for worker, (count, rate) in rates.items()]
+
+
 class Progress:
     """Context manager that reports a batch of `total` submissions as they finish.
 
@@ -54,6 +67,7 @@ class Progress:
         self.label = label
         self.clock = clock
         self.counts = Counter()
+        self.per_worker = Counter()
         self.is_tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._drawn_width = 0
 
@@ -64,11 +78,13 @@ class Progress:
             self._show(self._line())
         return self
 
-    def advance(self, status="graded"):
-        """Count one finished submission with its status (one of STATUSES)."""
+    def advance(self, status="graded", worker=""):
+        """Count one finished submission with its status (one of STATUSES) and where it ran."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
         self.counts[status] += 1
+        if worker:
+            self.per_worker[worker] += 1
         if self.is_tty:
             self._show(self._line())
             return
@@ -80,7 +96,15 @@ class Progress:
             self._show(self._line(), end="\n")
 
     def __exit__(self, *exc_info):
+        self.elapsed = self.clock() - self.started
         self._show(self._line(final=True), end="\n")
+        for line in worker_lines(self.throughput()):
+            self._show(line, end="\n")
+
+    def throughput(self):
+        """Submissions run by each worker in this batch, and each one's rate."""
+        elapsed = getattr(self, "elapsed", None) or self.clock() - self.started
+        return throughput(self.per_worker, elapsed)
 
     def _line(self, final=False):
         elapsed = self.clock() - self.started

@@ -15,7 +15,7 @@ from .course import NBGRADER_LOG, open_gradebook
 
 SUMMARY_COLUMNS = ("student", "score", "status", "reason")
 RESULT_COLUMNS = ("student", "assignment", "status", "score", "max_score", "reason", "flags",
-                  "sha256", "seconds")
+                  "sha256", "seconds", "worker")
 SCORED_STATUSES = ("graded", "flagged")  # a flagged notebook still ran and has a score
 
 
@@ -59,7 +59,7 @@ def result_cells(row):
         return "" if value is None else f"{value:g}"
 
     return (row.student, row.assignment, row.status, number(row.score), number(row.max_score),
-            row.reason, "; ".join(row.flags), row.sha256, f"{row.seconds:.2f}")
+            row.reason, "; ".join(row.flags), row.sha256, f"{row.seconds:.2f}", row.worker)
 
 
 def write_results_csv(rows, path):
@@ -83,8 +83,10 @@ def write_report(rows, path, *, title):
     """Write a self-contained HTML report of a batch (pictures inlined as PNG); return the path.
 
     Headline counts, the score distribution, the pass rate of each test, the rows that need
-    a human (flagged and errors) and the full results. Student text is always escaped.
+    a human (flagged and errors), each worker's throughput in this run (when `rows` carries
+    it, as `grade` returns them) and the full results. Student text is always escaped.
     """
+    rates = getattr(rows, "throughput", {})
     rows = list(rows)
     needs_a_look = [row for row in rows if row.status != "graded"]
     parts = [
@@ -98,6 +100,9 @@ def write_report(rows, path, *, title):
         html_table(("student", "status", "reason", "flags"),
                    [(row.student, row.status, row.reason, "; ".join(row.flags))
                     for row in needs_a_look]),
+        f"<h2>Workers ({len(rates)})</h2>",
+        html_table(("worker", "submissions this run", "per second"),
+                   [(worker, str(count), f"{rate:.2f}") for worker, (count, rate) in rates.items()]),
         f"<h2>All results ({len(rows)})</h2>",
         html_table(RESULT_COLUMNS, [result_cells(row) for row in rows]),
         "</body></html>\n",

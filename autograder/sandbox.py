@@ -13,6 +13,7 @@ Layers, from the outside in:
    forbids new namespaces with a seccomp filter and sets resource limits.
 """
 import ctypes
+import fcntl
 import os
 import platform
 import pwd
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 # process limit of another slot's honest child (RLIMIT_NPROC counts per user).
 USER_PREFIX = "gdsandbox"
 MAX_SLOTS = 16
+SLOT_LOCKS = "/run/gd-autograder"  # one lock file per slot, held by the pool using it
 BOX_DIR = "/grader"        # where the two box modules are mounted inside the box
 WORKSPACE = "/tmp"         # the child's private, writable, size-capped home
 MAX_JOB_BYTES = 16 * 2**20  # the largest job (cells and probes, as JSON) a worker takes
@@ -74,7 +76,7 @@ def slot_user(slot):
     return name, entry.pw_uid, entry.pw_gid
 
 
-def check_available(slots=1):
+def check_available(slots=0):
     """Raise `SandboxUnavailable` unless bubblewrap, root and the slot users are here."""
     if shutil.which("bwrap") is None:
         raise SandboxUnavailable("bubblewrap is not installed: run `sudo scripts/install-sandbox`")
@@ -85,6 +87,38 @@ def check_available(slots=1):
         raise SandboxUnavailable(f"no seccomp filter for {platform.machine()}")
     for slot in range(min(slots, MAX_SLOTS)):
         slot_user(slot)
+
+
+@dataclass
+class SlotClaim:
+    """A slot held machine-wide by an open, locked file; the lock goes with the process."""
+
+    slot: int
+    fd: int
+
+    def release(self):
+        if self.fd >= 0:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = -1
+
+
+def claim_slot(folder=SLOT_LOCKS):
+    """Claim the first free slot on this machine, or raise `SandboxUnavailable`.
+
+    Pools in different processes (two graders, two Dask workers on one host) would
+    otherwise both use slot 0: one user and one process limit for two students' code.
+    """
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    for slot in range(MAX_SLOTS):
+        fd = os.open(f"{folder}/slot{slot}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return SlotClaim(slot, fd)
+    raise SandboxUnavailable(f"all {MAX_SLOTS} sandbox slots of this machine are in use "
+                             "(by other graders or Dask workers here)")
 
 
 def worker_command(*, python, read_only, box_modules, env):

@@ -2,29 +2,13 @@
 import csv
 import subprocess
 import sys
-from dataclasses import dataclass, field
 
 from conftest import ASSIGNMENT
 
 from autograder.course import tools_env
+from autograder.grade import Result as Row
 from autograder.report import (RESULT_COLUMNS, export_grades_csv, pass_rates, summary_table,
                                write_report, write_results_csv)
-
-
-@dataclass(frozen=True)
-class Row:
-    """Stand-in for grade.Result with the same fields, so these tests need no grading run."""
-
-    student: str
-    assignment: str
-    status: str
-    score: float | None
-    max_score: float | None
-    reason: str = ""
-    flags: tuple = ()
-    checks: dict = field(default_factory=dict)
-    sha256: str = ""
-    seconds: float = 0.0
 
 
 NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name",
@@ -89,7 +73,7 @@ def test_results_csv_has_one_line_per_result(tmp_path):
         lines = list(csv.reader(file))
     assert tuple(lines[0]) == RESULT_COLUMNS == (
         "student", "assignment", "status", "score", "max_score", "reason", "flags", "sha256",
-        "seconds")
+        "seconds", "worker")
     table = [dict(zip(lines[0], line)) for line in lines[1:]]
     assert [line["student"] for line in table] == [row.student for row in BATCH]
     assert table[2]["flags"] == "tamper attempt: patched numpy.isclose; deleted a test cell"
