@@ -19,6 +19,7 @@ Faults:
 """
 import functools
 import hashlib
+import logging
 import secrets
 import socket
 import time
@@ -105,7 +106,13 @@ def grade_task(plan, submission):
     spec, seed = plan
     worker = get_worker()
     plugin = worker.plugins[PLUGIN]
-    outcome = grade_submission(spec, planned_checks(spec.name, seed), submission, plugin.run_box)
+    try:
+        outcome = grade_submission(spec, planned_checks(spec.name, seed), submission,
+                                   plugin.run_box)
+    except SandboxFailed:
+        raise
+    except Exception as error:  # as one type, so the driver tells it from a lost connection
+        raise SandboxFailed(f"{worker.address}: {type(error).__name__}: {error}") from None
     if outcome.row.status == "error":
         raise SandboxFailed(f"{worker.address}: {outcome.row.reason}")
     outcome.row = replace(outcome.row, worker=worker.address)
@@ -114,6 +121,8 @@ def grade_task(plan, submission):
 
 def connect(address):
     """A client of the scheduler at `address`, or a clear error."""
+    # The client's own "failed to reconnect" traceback would bury `ClusterLost`'s message.
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
     try:
         return Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
     except (OSError, TimeoutError) as error:
@@ -148,7 +157,12 @@ def grade_on_cluster(address, spec, seed, todo, *, limits=Limits()):
         finished = 0
 
         def launch():
-            threads = sum(client.nthreads().values()) or 1
+            if client.status != "running":
+                raise lost(address, finished, len(todo))
+            try:
+                threads = sum(client.nthreads().values()) or 1
+            except OSError:
+                raise lost(address, finished, len(todo)) from None
             while waiting and len(running) < TASKS_PER_THREAD * threads:
                 submission = waiting.popleft()
                 future = client.submit(grade_task, plan, submission, retries=RETRIES, pure=False,
@@ -180,7 +194,7 @@ def outcome_of(future, submission, spec, client, address, finished, total):
     """The task's `Outcome`; a task that failed for good is an error row."""
     try:
         return future.result()
-    except FutureCancelledError:
+    except (FutureCancelledError, OSError):  # the task's own failures arrive as SandboxFailed
         raise lost(address, finished, total) from None
     except Exception as error:  # retried already: the sandbox failed, or the worker kept dying
         if client.status != "running":

@@ -194,8 +194,10 @@ def autograded_notebook(source_nb, matched, cell_outputs, verdicts):
         cell["execution_count"] = None
         return cell
 
+    own = iter(range(1, 1_000_000))  # the student's own cells are numbered: same run, same file
+
     for extra, line in zip(matched.extras.get(None, []), outputs.get(("extra", None), [])):
-        cells.append(with_output(student_cell(extra), line))
+        cells.append(with_output(student_cell(extra, next(own)), line))
     for cell in source_nb["cells"]:
         gid, meta = grade_id(cell), nbgrader_meta(cell)
         if cell["cell_type"] != "code":
@@ -215,14 +217,15 @@ def autograded_notebook(source_nb, matched, cell_outputs, verdicts):
             cells.append(with_output(cell, lines[0]))
         for extra, line in zip(matched.extras.get(gid, []) if gid else [],
                                outputs.get(("extra", gid), [])):
-            cells.append(with_output(student_cell(extra), line))
+            cells.append(with_output(student_cell(extra, next(own)), line))
     notebook["cells"] = cells
     return nbformat.from_dict(notebook)
 
 
-def student_cell(cell):
-    """A student's own cell, reduced to what a code cell needs."""
-    return nbformat.v4.new_code_cell(cell["source"])
+def student_cell(cell, number):
+    """A student's own cell, reduced to what a code cell needs, with an id of ours (theirs
+    could repeat an instructor cell's id)."""
+    return nbformat.v4.new_code_cell(cell["source"], id=f"student-cell-{number}")
 
 
 def as_outputs(line):

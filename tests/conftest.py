@@ -14,7 +14,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from autograder import verdicts
-from autograder.course import open_course
+from autograder.course import copy_course, open_course, open_gradebook
 from autograder.grade import grade
 from gdlab.checks import expect
 
@@ -219,6 +219,49 @@ def sandbox_ready():
         if os.environ.get("GD_REQUIRE_SANDBOX") == "1":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def local_cluster(sandbox_ready):
+    """A Dask `LocalCluster` on 127.0.0.1: 2 worker processes, 1 thread each; shared by the
+    tests that grade on Dask. Yields its `.address` and its `.workers`' addresses."""
+    from types import SimpleNamespace
+
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        yield SimpleNamespace(address=cluster.scheduler_address,
+                              workers=[w.worker_address for w in cluster.workers.values()])
+
+
+# ---------------------------------------------------------------- the real course's fixture class
+
+REPO = Path(__file__).resolve().parents[1]
+EXPECTED_SCORES = json.loads((REPO / "tests" / "fixtures" / "expected_scores.json").read_text())
+
+
+def class_of(root, assignment, *, copies=1, pause=0.0):
+    """A course copy whose class is the assignment's fixtures, `copies` times over (students
+    `<fixture>_<n>`); with `pause`, each notebook ends with a cell that sleeps that long, so
+    a run lasts long enough to be interrupted."""
+    course = copy_course(open_course(REPO), root)
+    notebook = next((REPO / "source" / assignment).glob("*.ipynb")).name
+    for copy in range(copies):
+        for fixture in sorted((REPO / "tests" / "fixtures" / "submissions" / assignment).glob("*.ipynb")):
+            nb = nbformat.read(fixture, as_version=4)
+            if pause:
+                nb.cells.append(nbformat.v4.new_code_cell(f"import time\ntime.sleep({pause})"))
+            student = fixture.stem if copies == 1 else f"{fixture.stem}_{copy}"
+            target = course.submitted_dir / student / assignment / notebook
+            target.parent.mkdir(parents=True)
+            nbformat.write(nb, target)
+    return course
+
+
+def gradebook_scores(course, assignment):
+    with open_gradebook(course) as gradebook:
+        return {s.student.id: s.score for s in gradebook.assignment_submissions(assignment)}
+
 
 
 def sandbox_processes():

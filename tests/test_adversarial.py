@@ -118,17 +118,21 @@ class Batch:
     seconds: float
 
 
-@pytest.fixture(scope="module")
-def batch(sandbox_ready, tmp_path_factory):
-    """The whole corpus plus the honest student, graded once in one batch on two slots."""
+@pytest.fixture(scope="module", params=["on this machine", "on Dask workers"])
+def batch(sandbox_ready, tmp_path_factory, request):
+    """The whole corpus plus the honest student, graded once in one batch on two slots:
+    here, then on a LocalCluster's two workers (each hosting its own sandbox)."""
     course = copy_course(open_course(ROOT), tmp_path_factory.mktemp("adversarial"))
     for case, path in sorted(case_files().items()):
         submit(course, case, path)
     before = digests(course.root)
+    where = {"slots": 2}
+    if request.param == "on Dask workers":
+        where = {"scheduler": request.getfixturevalue("local_cluster").address}
     with listeners() as knocks:
         start = time.monotonic()
-        rows = grade(course, ASSIGNMENT, seed=1, slots=2, limits=LIMITS,
-                     progress_stream=io.StringIO())
+        rows = grade(course, ASSIGNMENT, seed=1, limits=LIMITS, progress_stream=io.StringIO(),
+                     **where)
         seconds = time.monotonic() - start
         arrived = knocks()
     deadline = time.monotonic() + 5  # a namespace's last processes take a moment to be reaped

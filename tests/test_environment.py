@@ -7,7 +7,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def names(requirements):
-    return {re.split(r"[<>=!~ ]", r.strip(), maxsplit=1)[0].lower() for r in requirements}
+    """Package names, without versions or pip extras (`psycopg[binary]` is conda's `psycopg`)."""
+    return {re.split(r"[<>=!~ \[]", r.strip(), maxsplit=1)[0].lower() for r in requirements}
 
 
 def conda_dependencies():
