@@ -131,7 +131,55 @@ def bench_grading():
     report("hardened_worker_peak_memory", workers_peak, "MB")
     report("honest_scores_identical", float(same), "bool")
     print(f"speedup: {ours / plain:.2f}")
+def ship_only(plan, submission):
+    """A Dask task that carries what a grading task carries and returns a full-size
+    outcome (a real autograded notebook), but runs nothing: the cost of the round trip."""
+    from autograder.grade import Outcome, Result
+    spec, _ = plan
+    return Outcome(Result(submission.student, spec.name, "graded", 0.0, spec.max_score),
+                   spec.source_nb, dict.fromkeys(spec.points, 0.0))
+
+
+def bench_dask():
+    """Grading on a 2-worker LocalCluster (1 thread each) against local grading on 2
+    slots, same class; then the per-task cost of shipping work out and results back."""
+    from distributed import LocalCluster
+
+    from autograder.cluster import grade_on_cluster
+    from autograder.grade import Submission, load_assignment
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address=None) as cluster, \
+            tempfile.TemporaryDirectory() as local_dir, tempfile.TemporaryDirectory() as dask_dir:
+        local_root, dask_root = Path(local_dir), Path(dask_dir)
+        make_class(local_root)
+        make_class(dask_root)
+        start = time.perf_counter()
+        here = grade(open_course(local_root), ASSIGNMENT, slots=2, seed=11)
+        local = CLASS_SIZE / (time.perf_counter() - start)
+        start = time.perf_counter()
+        there = grade(open_course(dask_root), ASSIGNMENT, scheduler=cluster.scheduler_address,
+                      seed=11)
+        on_dask = CLASS_SIZE / (time.perf_counter() - start)
+        same = [(r.student, r.score, r.status) for r in here] == [
+            (r.student, r.score, r.status) for r in there]
+
+        spec = load_assignment(open_course(dask_root), ASSIGNMENT)
+        todo = [Submission(path.parent.parent.name, path.read_bytes(), str(n))
+                for n, path in enumerate(sorted(dask_root.glob(f"submitted/*/{ASSIGNMENT}/*.ipynb")))]
+        start = time.perf_counter()
+        returned = list(grade_on_cluster(cluster.scheduler_address, spec, 11, todo, task=ship_only))
+        # Per worker thread: two threads share the wall time.
+        round_trip = 2 * (time.perf_counter() - start) / len(returned)
+    report("dask_local_throughput", local, "submissions/s")
+    report("dask_cluster_throughput", on_dask, "submissions/s")
+    report("dask_scores_identical", float(same), "bool")
+    report("dask_task_round_trip", 1000 * round_trip, "ms")
+    report("dask_task_round_trip_share", 100 * round_trip * on_dask / 2, "% of a worker's time per submission")
+    print(f"dask_vs_local: {on_dask / local:.2f}")
+
+
 if __name__ == "__main__":
     bench_notebooks()
     bench_widget_updates()
     bench_grading()
+    bench_dask()
