@@ -137,7 +137,7 @@ def ship_only(plan, submission):
     from autograder.grade import Outcome, Result
     spec, _ = plan
     return Outcome(Result(submission.student, spec.name, "graded", 0.0, spec.max_score),
-                   spec.source_nb, dict.fromkeys(spec.points, 0.0))
+                   nbformat.from_dict(spec.source_nb), dict.fromkeys(spec.points, 0.0))
 
 
 def bench_dask():
@@ -146,7 +146,8 @@ def bench_dask():
     from distributed import LocalCluster
 
     from autograder.cluster import grade_on_cluster
-    from autograder.grade import Submission, load_assignment
+    from autograder.grade import Submission, keep, load_assignment
+    from autograder.gradebook import Recorder
     with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
                       dashboard_address=None) as cluster, \
             tempfile.TemporaryDirectory() as local_dir, tempfile.TemporaryDirectory() as dask_dir:
@@ -170,11 +171,22 @@ def bench_dask():
         returned = list(grade_on_cluster(cluster.scheduler_address, spec, 11, todo, task=ship_only))
         # Per worker thread: two threads share the wall time.
         round_trip = 2 * (time.perf_counter() - start) / len(returned)
+
+        # What the driver alone does per submission (autograded notebook, gradebook row,
+        # results line): the ceiling on a cluster's throughput, however many workers.
+        course = open_course(dask_root)
+        start = time.perf_counter()
+        with Recorder(course, ASSIGNMENT) as recorder:
+            for outcome in returned:
+                keep(course, spec, outcome, course.submitted_dir / outcome.row.student / ASSIGNMENT,
+                     recorder)
+        recording = (time.perf_counter() - start) / len(returned)
     report("dask_local_throughput", local, "submissions/s")
     report("dask_cluster_throughput", on_dask, "submissions/s")
     report("dask_scores_identical", float(same), "bool")
     report("dask_task_round_trip", 1000 * round_trip, "ms")
     report("dask_task_round_trip_share", 100 * round_trip * on_dask / 2, "% of a worker's time per submission")
+    report("driver_record_cost", 1000 * recording, "ms per submission (SQLite gradebook)")
     print(f"dask_vs_local: {on_dask / local:.2f}")
 
 
