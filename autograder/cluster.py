@@ -2,11 +2,10 @@
 
 The driver (`grade.grade` with a scheduler address) keeps everything that writes: the
 gradebook, `autograded/`, the results log. Each task carries one `Submission` (the
-file's bytes) and a reference to the assignment's plan (the instructor's notebooks,
-points and the run's secret seed), which travels once to each worker, not with every
-task. A worker needs no shared filesystem, only this package installed and the sandbox
-set up (`scripts/install-sandbox`). The plan stays in the Dask worker process; the
-sandboxed child it forks sees only cells and probe inputs, as on one machine.
+file's bytes) and the assignment's `Plan` (the instructor's notebooks, points and the
+run's secret seed). A worker needs no shared filesystem, only this package installed and
+the sandbox set up (`scripts/install-sandbox`). The plan stays in the Dask worker
+process; the sandboxed child it forks sees only cells and probe inputs, as on one machine.
 
 Faults:
 - a sandbox that fails to start raises inside the task, so Dask retries it (`RETRIES`);
@@ -19,13 +18,16 @@ Faults:
 """
 import functools
 import hashlib
+import json
 import logging
 import secrets
 import socket
+import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED
-from dataclasses import replace
+from concurrent.futures import CancelledError
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import gdlab
@@ -42,18 +44,32 @@ RETRIES = 2                 # a task that raised (its sandbox failed) runs up to
 TASKS_PER_THREAD = 4        # submissions in flight per worker thread: bounds the scheduler's memory
 NO_WORKER_SECONDS = 120     # with no worker this long, stop rather than wait for ever
 CONNECT_SECONDS = 20
+STATUS_SECONDS = 30         # a scheduler that does not answer a status question this long is lost
 
 
 class SandboxFailed(RuntimeError):
     """The task's sandbox could not run it; raised so that Dask retries the task."""
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What every task carries besides its submission (about 20 kB): the instructor's
+    notebooks and points, the run's secret seed, the grading code's digest (a worker that
+    joined late with other code must not judge), and the sandbox plugin to run in."""
+
+    spec: object
+    seed: int
+    code: str
+    plugin: str
+
+
+@functools.lru_cache(maxsize=1)
 def code_fingerprint():
     """A digest of the grading code (autograder and gdlab): driver and workers must agree,
     or a worker would judge with other checks than the driver planned."""
     digest = hashlib.sha256()
     for package in (Path(__file__).parent, Path(gdlab.__file__).parent):
-        for path in sorted(package.rglob("*.py")):
+        for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".csv")):
             digest.update(path.relative_to(package.parent).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -71,28 +87,60 @@ def worker_report(dask_worker=None):
 
 
 class SandboxPlugin(WorkerPlugin):
-    """Hosts a warm pool of sandboxed workers in each Dask worker, one per thread."""
+    """Hosts a warm pool of sandboxed workers in each Dask worker, one per thread.
 
-    name = PLUGIN
+    Named by its limits and the grading code, and idempotent: a second run (or a second
+    driver) with the same limits shares the warm pool instead of replacing it under the
+    first one's running tasks. It stays registered, so workers stay warm between runs.
+    """
+
+    idempotent = True
 
     def __init__(self, limits):
         self.limits = limits
+        self.name = plugin_name(limits)
         self.pool, self.problem = None, ""
 
     def setup(self, worker):
-        try:
-            self.pool = Pool(worker.state.nthreads, self.limits)
-        except SandboxUnavailable as error:
-            self.problem = f"no sandbox on {worker.address}: {error}"
+        self.worker, self.lock = worker, threading.Lock()
+        self.ensure_pool()
+
+    def ensure_pool(self):
+        """Start the pool if it is not running (again: a machine's slots may have freed up);
+        return why it cannot start, or ''."""
+        with self.lock:
+            if self.pool is None:
+                try:
+                    self.pool = Pool(self.worker.state.nthreads, self.limits)
+                    self.problem = ""
+                except SandboxUnavailable as error:
+                    self.problem = f"no sandbox on {self.worker.address}: {error}"
+            return self.problem
 
     def teardown(self, worker):
         if self.pool is not None:
             self.pool.close()
 
     def run_box(self, token, box):
-        if self.pool is None:
+        if self.ensure_pool():
             raise SandboxFailed(self.problem)
-        return self.pool.submit(token, box).result()
+        # A run ends by its wall time; a retry or two on a fresh worker, then give up.
+        patience = (1 + RETRIES) * (self.limits.wall_seconds + 30)
+        try:
+            return self.pool.submit(token, box).result(timeout=patience)
+        except TimeoutError:
+            raise SandboxFailed(f"no answer from the sandbox within {patience:.0f} s") from None
+
+
+def plugin_name(limits):
+    text = json.dumps(asdict(limits), sort_keys=True) + code_fingerprint()
+    return f"{PLUGIN}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def plugin_problem(name, dask_worker=None):
+    """Why this worker's sandbox plugin has no pool ('' if it has one); run by `client.run`."""
+    plugin = dask_worker.plugins.get(name)
+    return "the sandbox plugin is missing" if plugin is None else plugin.ensure_pool()
 
 
 @functools.lru_cache(maxsize=8)
@@ -103,12 +151,16 @@ def planned_checks(assignment, seed):
 
 def grade_task(plan, submission):
     """One task: match, run in this worker's sandbox, judge. Raises if the sandbox failed."""
-    spec, seed = plan
     worker = get_worker()
-    plugin = worker.plugins[PLUGIN]
+    if plan.code != code_fingerprint():
+        raise SandboxFailed(f"{worker.address} runs grading code {code_fingerprint()}, the "
+                            f"driver {plan.code}: install the same commit there")
+    plugin = worker.plugins.get(plan.plugin)
+    if plugin is None:
+        raise SandboxFailed(f"{worker.address} has no sandbox plugin {plan.plugin}")
     try:
-        outcome = grade_submission(spec, planned_checks(spec.name, seed), submission,
-                                   plugin.run_box)
+        outcome = grade_submission(plan.spec, planned_checks(plan.spec.name, plan.seed),
+                                   submission, plugin.run_box)
     except SandboxFailed:
         raise
     except Exception as error:  # as one type, so the driver tells it from a lost connection
@@ -143,19 +195,28 @@ def check_workers(client, address):
         raise SandboxUnavailable("workers not ready to grade:\n  " + "\n  ".join(wrong))
 
 
-def grade_on_cluster(address, spec, seed, todo, *, limits=Limits(), task=None):
+def grade_on_cluster(address, spec, seed, todo, *, limits=Limits(), task=None, plugin=None):
     """Yield an `Outcome` per submission in `todo`, graded on the Dask cluster at `address`.
 
     `task(plan, submission)` is what each worker runs (default `grade_task`; the benchmark
-    swaps in one that only ships and returns, to price the round trip)."""
+    swaps in one that only ships and returns, to price the round trip); `plugin` the
+    sandbox each worker hosts (default `SandboxPlugin(limits)`; a test swaps in a broken one)."""
     task = task or grade_task
     if not todo:
         return
     client = connect(address)
     try:
         check_workers(client, address)
-        client.register_plugin(SandboxPlugin(limits), name=PLUGIN)
-        [plan] = client.scatter([(spec, seed)], broadcast=True, hash=False)
+        plugin = plugin or SandboxPlugin(limits)
+        client.register_plugin(plugin, name=plugin.name)
+        problems = {who: problem for who, problem in
+                    client.run(plugin_problem, plugin.name).items() if problem}
+        if problems:
+            raise SandboxUnavailable("workers not ready to grade:\n  " + "\n  ".join(
+                f"{who}: {problem}" for who, problem in problems.items()))
+        # With every task, not scattered once: data held only by workers is gone when they
+        # are, and 20 kB a task costs little next to the submission it travels with.
+        plan = Plan(spec, seed, code_fingerprint(), plugin.name)
         run = secrets.token_hex(4)
         waiting, running = deque(todo), {}
         finished = 0
@@ -164,8 +225,8 @@ def grade_on_cluster(address, spec, seed, todo, *, limits=Limits(), task=None):
             if client.status != "running":
                 raise lost(address, finished, len(todo))
             try:
-                threads = sum(client.nthreads().values()) or 1
-            except OSError:
+                threads = sum(client.nthreads(callback_timeout=STATUS_SECONDS).values()) or 1
+            except (OSError, TimeoutError):
                 raise lost(address, finished, len(todo)) from None
             while waiting and len(running) < TASKS_PER_THREAD * threads:
                 submission = waiting.popleft()
@@ -181,6 +242,8 @@ def grade_on_cluster(address, spec, seed, todo, *, limits=Limits(), task=None):
                     done, _ = wait(list(running), timeout=5, return_when=FIRST_COMPLETED)
             except TimeoutError:
                 done = set()
+            except CancelledError:  # the client cancels every future when it loses the scheduler
+                raise lost(address, finished, len(todo)) from None
             if not done:
                 idle_since = check_alive(client, address, idle_since, finished, len(todo))
                 continue
@@ -213,8 +276,8 @@ def check_alive(client, address, idle_since, finished, total):
     if client.status != "running":
         raise lost(address, finished, total)
     try:
-        workers = client.nthreads()
-    except OSError:
+        workers = client.nthreads(callback_timeout=STATUS_SECONDS)
+    except (OSError, TimeoutError):
         raise lost(address, finished, total) from None
     if workers:
         return None

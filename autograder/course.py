@@ -254,7 +254,7 @@ def database_setup_lock(url):
     if not is_shared(url):
         yield
         return
-    engine = create_engine(url)
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SETUP_LOCK_KEY})

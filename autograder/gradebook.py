@@ -15,7 +15,7 @@ import nbformat
 from nbgrader.api import MissingEntry
 from nbgrader.utils import parse_utc
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import SAWarning
+from sqlalchemy.exc import SAWarning, SQLAlchemyError
 
 from .course import database_url, is_shared, open_gradebook
 
@@ -46,7 +46,9 @@ def grading_claim(course, assignment, folder):
             return
         key = int.from_bytes(hashlib.sha256(f"{course.course_id()}/{assignment}".encode())
                              .digest()[:8], "big", signed=True)
-        engine = create_engine(url)
+        # Autocommit: a session held "idle in transaction" for a whole run may be ended by
+        # the server's idle_in_transaction_session_timeout, silently dropping the lock.
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
         try:
             with engine.connect() as connection:
                 held = connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
@@ -57,7 +59,10 @@ def grading_claim(course, assignment, folder):
                 try:
                     yield
                 finally:
-                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    # Closing the session releases the lock too; a connection lost by now
+                    # must not turn a finished run into a failure.
+                    with contextlib.suppress(SQLAlchemyError):
+                        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
         finally:
             engine.dispose()
     finally:

@@ -178,6 +178,7 @@ class Pool:
             self._release()
             raise
         self.workers = [None] * self.slots
+        self.closed = False
         self.todo = queue.Queue()
         self.threads = [threading.Thread(target=self._serve, args=(index,), daemon=True,
                                          name=f"sandbox-slot{claim.slot}")
@@ -192,7 +193,16 @@ class Pool:
         self.close()
 
     def close(self):
-        """Stop the slot threads (each closes its worker) and give the slots back."""
+        """Cancel what has not started, stop the slot threads (each closes its worker) and
+        give the slots back. Jobs already running finish first."""
+        self.closed = True
+        while True:
+            try:
+                item = self.todo.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[2].cancel()
         for _ in self.threads:
             self.todo.put(None)
         for thread in self.threads:
@@ -211,6 +221,8 @@ class Pool:
 
     def submit(self, token, job):
         """Queue one job (a JSON-able dict); a `concurrent.futures.Future` of its `RunResult`."""
+        if self.closed:
+            raise SandboxUnavailable("the sandbox pool is closed")
         future = Future()
         self.todo.put((token, json.dumps(job, allow_nan=True).encode(), future))
         return future
@@ -224,8 +236,8 @@ class Pool:
     def _serve(self, index):
         try:
             self._worker(index)  # warm up before the first job arrives
-        except SandboxUnavailable:
-            pass  # reported by the first job, which retries
+        except Exception:  # noqa: BLE001 - reported by the first job, which retries
+            pass
         try:
             while (item := self.todo.get()) is not None:
                 token, job, future = item
@@ -254,8 +266,8 @@ class Pool:
         for attempt in range(1 + RETRIES):
             try:
                 result = self._worker(index, fresh=attempt > 0).run(token, job, self.limits)
-            except SandboxUnavailable as error:
-                result = RunResult(token, f"infrastructure: {error}")
+            except Exception as error:  # a worker that cannot start or answer: never a score
+                result = RunResult(token, f"infrastructure: {type(error).__name__}: {error}")
             if not result.infrastructure_error:
                 break
         return replace(result, where=self.where(index))

@@ -135,7 +135,7 @@ def ship_only(plan, submission):
     """A Dask task that carries what a grading task carries and returns a full-size
     outcome (a real autograded notebook), but runs nothing: the cost of the round trip."""
     from autograder.grade import Outcome, Result
-    spec, _ = plan
+    spec = plan.spec
     return Outcome(Result(submission.student, spec.name, "graded", 0.0, spec.max_score),
                    nbformat.from_dict(spec.source_nb), dict.fromkeys(spec.points, 0.0))
 

@@ -7,6 +7,7 @@ and a separate `dask scheduler` with `dask worker` processes, as on several mach
 import io
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,7 +19,10 @@ from conftest import EXPECTED_SCORES as EXPECTED
 from conftest import class_of, gradebook_scores
 from services import dask_processes, service_env, stop
 
+from autograder import cluster as on_dask
+from autograder.cluster import SandboxPlugin
 from autograder.grade import grade, results_dir
+from autograder.pool import RunResult
 from autograder.sandbox import SandboxUnavailable, claim_slot
 
 ASSIGNMENT = "02_gradient_step"
@@ -52,6 +56,14 @@ def wait_for_lines(course, count, process, timeout=120):
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the run recorded too little in time"
         time.sleep(0.05)
+
+
+def address_of(cluster, process):
+    """The Dask address of the worker running as `process`."""
+    from distributed import Client
+    with Client(cluster.address, timeout=30, set_as_default=False) as client:
+        pids = client.run(os.getpid)
+    return next(address for address, pid in pids.items() if pid == process.pid)
 
 
 def bwrap_children(pid):
@@ -95,30 +107,63 @@ def test_a_local_cluster_gives_the_rows_local_grading_gives(local_cluster, tmp_p
     assert sum(n for n, _ in on_the_cluster.throughput.values()) == len(EXPECTED[assignment])
 
 
-def test_a_worker_without_a_free_sandbox_retries_then_reports_an_error_never_a_zero(tmp_path):
-    """Every slot of this machine taken: the worker's sandbox cannot start, Dask retries the
-    task, and the row is an infrastructure error (no score, nothing in the gradebook),
-    which the next run, with slots free again, grades."""
+class BrokenSandbox(SandboxPlugin):
+    """A worker whose sandbox never answers: every run comes back as an infrastructure
+    failure, and each attempt is tallied in a file the test reads."""
+
+    def __init__(self, limits, tally=None):
+        super().__init__(limits)
+        self.name = f"broken-sandbox-{secrets.token_hex(4)}"
+        self.tally = str(tally)
+
+    def ensure_pool(self):
+        return ""
+
+    def run_box(self, token, box):
+        with open(self.tally, "a") as tally:
+            tally.write(token + "\n")
+        return RunResult(token, "infrastructure: sandbox worker died (a broken machine)")
+
+
+def test_a_sandbox_that_fails_on_a_worker_is_retried_then_an_error_never_a_zero(
+        local_cluster, tmp_path, monkeypatch):
+    course = class_of(tmp_path / "course", ASSIGNMENT)
+    tally = tmp_path / "attempts"
+    monkeypatch.setattr(on_dask, "SandboxPlugin", lambda limits: BrokenSandbox(limits, tally))
+    rows = grade(course, ASSIGNMENT, seed=5, scheduler=local_cluster.address,
+                 progress_stream=io.StringIO())
+    assert {(r.status, r.score) for r in rows} == {("error", None)}
+    assert all("sandbox worker died" in r.reason and "will be retried" in r.reason for r in rows)
+    assert len(tally.read_text().split()) == len(rows) * (1 + on_dask.RETRIES)  # Dask retried
+    assert gradebook_scores(course, ASSIGNMENT) == {}  # no zero recorded for anyone
+    monkeypatch.undo()
+    again = grade(course, ASSIGNMENT, seed=5, scheduler=local_cluster.address,
+                  progress_stream=io.StringIO())
+    assert {r.student: r.score for r in again} == EXPECTED[ASSIGNMENT]
+
+
+def test_workers_with_no_free_sandbox_slot_are_refused_then_grade_once_slots_free(tmp_path):
+    """Every slot of this machine taken: the cluster's workers cannot start a sandbox, and
+    the command stops before anything is sent; once slots are free, the same command grades."""
     from distributed import LocalCluster
     course = class_of(tmp_path, ASSIGNMENT)
     held = []
     with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+                      dashboard_address=None) as one_worker:
         try:
             while True:
                 held.append(claim_slot())
         except SandboxUnavailable:
             pass
         try:
-            rows = grade(course, ASSIGNMENT, seed=5, scheduler=cluster.scheduler_address,
-                         progress_stream=io.StringIO())
+            with pytest.raises(SandboxUnavailable, match="sandbox slots of this machine are in use"):
+                grade(course, ASSIGNMENT, seed=5, scheduler=one_worker.scheduler_address,
+                      progress_stream=io.StringIO())
         finally:
             for claim in held:
                 claim.release()
-        assert {(r.status, r.score) for r in rows} == {("error", None)}
-        assert all("sandbox slots" in r.reason and "will be retried" in r.reason for r in rows)
-        assert gradebook_scores(course, ASSIGNMENT) == {}
-        again = grade(course, ASSIGNMENT, seed=5, scheduler=cluster.scheduler_address,
+        assert logged(course) == [] and gradebook_scores(course, ASSIGNMENT) == {}
+        again = grade(course, ASSIGNMENT, seed=5, scheduler=one_worker.scheduler_address,
                       progress_stream=io.StringIO())
     assert {r.student: r.score for r in again} == EXPECTED[ASSIGNMENT]
 
@@ -133,6 +178,7 @@ def test_a_worker_killed_mid_run_loses_and_doubles_nothing(tmp_path):
         run = cli(course, "--scheduler", cluster.address)
         wait_for_lines(course, 4, run)
         boxes = bwrap_children(victim.pid)
+        victim_address = address_of(cluster, victim)
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         killed_after = len(logged(course))
@@ -143,6 +189,8 @@ def test_a_worker_killed_mid_run_loses_and_doubles_nothing(tmp_path):
     assert {line["student"]: line["score"] for line in lines} == {
         s: expected_score(s) for s in students}
     assert killed_after < len(students)  # the kill really came mid-run
+    after_the_kill = {line["worker"] for line in lines[killed_after + 1:]}
+    assert after_the_kill and victim_address not in after_the_kill
     assert boxes and not any(Path(f"/proc/{pid}").exists() for pid in boxes)
     # The progress output ends with each worker's share and rate.
     assert err.count("submissions  ") >= 1 and "/s" in err.splitlines()[-1]
@@ -200,9 +248,8 @@ def test_workers_that_cannot_sandbox_are_refused_before_anything_is_sent(tmp_pat
 def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch):
     from conftest import free_port
 
-    from autograder import cluster
     from autograder.grade import ClusterLost
-    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 2)
+    monkeypatch.setattr(on_dask, "CONNECT_SECONDS", 2)
     address = f"tcp://127.0.0.1:{free_port()}"
     with pytest.raises(ClusterLost, match=f"cannot reach the Dask scheduler at {address}"):
-        cluster.connect(address)
+        on_dask.connect(address)
