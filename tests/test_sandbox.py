@@ -15,7 +15,7 @@ import pytest
 from conftest import sandbox_processes
 
 from autograder.pool import Pool
-from autograder.sandbox import MAX_JOB_BYTES, USER_PREFIX, Limits
+from autograder.sandbox import MAX_JOB_BYTES, USER_PREFIX, Limits, claim_slot
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("sandbox_ready")
@@ -67,12 +67,25 @@ def in_turn(pool, *jobs):
 def test_code_runs_as_the_slot_user_without_capabilities(pool):
     (text,) = printed(pool, 'import os\nprint(os.getresuid(), os.getresgid())\n'
                             'print(open("/proc/self/status").read())')
-    user = pwd.getpwnam(f"{USER_PREFIX}0")
+    user = pwd.getpwnam(f"{USER_PREFIX}{pool.claims[0].slot}")  # the slot it claimed
     assert text.startswith(f"{(user.pw_uid,) * 3} {(user.pw_gid,) * 3}\n")
     status = dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
     # Inheritable and bounding sets stay full; with no_new_privs no program can use them.
     assert [int(status[name], 16) for name in ("CapPrm", "CapEff", "CapAmb")] == [0, 0, 0]
     assert (status["NoNewPrivs"], status["Seccomp"]) == ("1", "2")
+
+
+def test_slots_are_claimed_machine_wide_and_given_back(pool):
+    """Pools in other processes (a second grader, Dask workers on this host) claim other
+    slots: never one user and one process limit for two students' code."""
+    other = claim_slot()
+    try:
+        assert other.slot != pool.claims[0].slot
+    finally:
+        other.release()
+    again = claim_slot()
+    again.release()
+    assert again.slot == other.slot  # released, so the lowest free slot again
 
 
 def test_code_cannot_read_secrets_the_course_or_the_host(pool, tmp_path):
