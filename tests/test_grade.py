@@ -4,10 +4,10 @@ import io
 import json
 
 import pytest
-from conftest import ASSIGNMENT, CORRECT, WRONG_SIGN, place, submission
+from conftest import ASSIGNMENT, CORRECT, NOTEBOOK, WRONG_SIGN, place, submission
 
 from autograder import verdicts
-from autograder.course import open_gradebook
+from autograder.course import NbgraderError, open_gradebook
 from autograder.grade import grade, results_dir
 
 pytestmark = pytest.mark.usefixtures("sandbox_ready")
@@ -98,3 +98,14 @@ def test_files_that_trip_the_grader_never_stop_the_batch(released):
     assert rows["honest"].score == rows["stamped"].score == rows["surrogate"].score == 3.0
     assert rows["deep"].status in ("graded", "flagged")
     assert len(ledger(released)) == 4
+
+
+def test_a_failing_nbgrader_step_raises_and_records_nothing(released):
+    """nbgrader's converters report failure as a value; ours raise it, so a broken setup
+    stops the command before any student gets a row, let alone a zero."""
+    place(released, "alice", submission(released, CORRECT))
+    (released.source_dir / ASSIGNMENT / f"{NOTEBOOK}.ipynb").write_text("{ not a notebook")
+    with pytest.raises(NbgraderError, match=f"GenerateAssignment failed for {ASSIGNMENT}"):
+        grade(released, ASSIGNMENT, progress_stream=io.StringIO())
+    assert not (results_dir(released, ASSIGNMENT) / "results.jsonl").exists()
+    assert not released.autograded_dir.exists()
