@@ -149,7 +149,7 @@ def bench_dask():
     from autograder.grade import Submission, keep, load_assignment
     from autograder.gradebook import Recorder
     with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
-                      dashboard_address=None) as cluster, \
+                      dashboard_address="127.0.0.1:0") as cluster, \
             tempfile.TemporaryDirectory() as local_dir, tempfile.TemporaryDirectory() as dask_dir:
         local_root, dask_root = Path(local_dir), Path(dask_dir)
         make_class(local_root)

@@ -229,7 +229,7 @@ def local_cluster(sandbox_ready):
 
     from distributed import LocalCluster
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+                      dashboard_address="127.0.0.1:0") as cluster:
         yield SimpleNamespace(address=cluster.scheduler_address,
                               workers=[w.worker_address for w in cluster.workers.values()])
 

@@ -149,7 +149,7 @@ def test_workers_with_no_free_sandbox_slot_are_refused_then_grade_once_slots_fre
     course = class_of(tmp_path, ASSIGNMENT)
     held = []
     with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1",
-                      dashboard_address=None) as one_worker:
+                      dashboard_address="127.0.0.1:0") as one_worker:
         try:
             while True:
                 held.append(claim_slot())
