@@ -2,6 +2,8 @@
 
 Peers run in the same process and on the same inputs, so ratios compare like with like.
 """
+import contextlib
+import io
 import json
 import resource
 import statistics
@@ -66,7 +68,8 @@ def bench_widget_updates(changes=20):
     # Each update renders its figure to PNG itself, as the inline backend would.
     for name, (build, values) in explorers.items():
         times = []
-        slider = build()
+        with contextlib.redirect_stdout(io.StringIO()):  # outside a kernel, display() prints
+            slider = build()
         for value in values:
             start = time.perf_counter()
             slider.value = float(value)  # runs the explorer's update, as a slider does
