@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import secrets
-import socket
 import threading
 import time
 from collections import deque
@@ -73,17 +72,6 @@ def code_fingerprint():
             digest.update(path.relative_to(package.parent).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
-
-
-def worker_report(dask_worker=None):
-    """What the driver checks on each worker before fanning out (run by `client.run`)."""
-    from .sandbox import check_available
-    try:
-        check_available()
-        problem = ""
-    except SandboxUnavailable as error:
-        problem = str(error)
-    return {"code": code_fingerprint(), "sandbox": problem, "host": socket.gethostname()}
 
 
 class SandboxPlugin(WorkerPlugin):
@@ -183,16 +171,20 @@ def connect(address):
 
 
 def check_workers(client, address):
-    """Stop before fanning out if a worker runs other grading code or cannot sandbox."""
-    reports = client.run(worker_report)
-    if not reports:
+    """Stop before fanning out if a worker runs other grading code than this machine."""
+    codes = client.run(code_fingerprint)
+    if not codes:
         raise ClusterLost(f"the Dask scheduler at {address} has no workers")
     mine = code_fingerprint()
-    wrong = [f"{who} runs grading code {report['code']} (this machine: {mine}); install "
-             "the same commit there" for who, report in reports.items() if report["code"] != mine]
-    wrong += [f"{who}: {report['sandbox']}" for who, report in reports.items() if report["sandbox"]]
-    if wrong:
-        raise SandboxUnavailable("workers not ready to grade:\n  " + "\n  ".join(wrong))
+    not_ready({who: f"runs grading code {code} (this machine: {mine}); install the same "
+                    "commit there" for who, code in codes.items() if code != mine})
+
+
+def not_ready(problems):
+    """Raise `SandboxUnavailable` naming each worker with a problem, if any has one."""
+    if problems:
+        raise SandboxUnavailable("workers not ready to grade:\n  " + "\n  ".join(
+            f"{who}: {problem}" for who, problem in problems.items()))
 
 
 def grade_on_cluster(address, spec, seed, todo, *, limits=Limits(), task=None, plugin=None):
@@ -209,11 +201,8 @@ def grade_on_cluster(address, spec, seed, todo, *, limits=Limits(), task=None, p
         check_workers(client, address)
         plugin = plugin or SandboxPlugin(limits)
         client.register_plugin(plugin, name=plugin.name)
-        problems = {who: problem for who, problem in
-                    client.run(plugin_problem, plugin.name).items() if problem}
-        if problems:
-            raise SandboxUnavailable("workers not ready to grade:\n  " + "\n  ".join(
-                f"{who}: {problem}" for who, problem in problems.items()))
+        not_ready({who: problem for who, problem in
+                   client.run(plugin_problem, plugin.name).items() if problem})
         # With every task, not scattered once: data held only by workers is gone when they
         # are, and 20 kB a task costs little next to the submission it travels with.
         plan = Plan(spec, seed, code_fingerprint(), plugin.name)

@@ -22,7 +22,6 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 from . import tamper, verdicts
-from .course import prepare_database
 from .gradebook import Recorder, grading_claim, read_timestamp, write_autograded
 from .intake import UNKNOWN_STUDENT, intake
 from .pool import Pool
@@ -134,8 +133,7 @@ def grade(course, assignment, submissions=None, *, force=False, slots=None, limi
     """
     records = intake(course, course.check(assignment), submissions)
     with grading_claim(course, assignment, results_dir(course, assignment)):
-        prepare_database(course)  # once, before anything fans out
-        ensure_gradebook(course, assignment)
+        ensure_gradebook(course, assignment)  # creates the database first, before any fan-out
         spec = load_assignment(course, assignment)
         seed = secrets.randbits(64) if seed is None else seed
         checks = verdicts.plan(assignment, seed)

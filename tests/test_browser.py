@@ -343,13 +343,19 @@ def test_lesson_1_runs_and_draws_the_sigmoid(page, lab):
     screenshot(page, "lesson1_sigmoid_plot")
 
 
-def test_step_explorer_follows_the_maths(page, lab):
-    """A larger rate takes a larger step: the error after it shrinks, then overshoots past zero."""
-    open_in_lab(page, lab, f"{SOLVED}/02_gradient_step/gradient_step.ipynb")
+def run_to_explorer(page, lab, path):
+    """Open `path`, run every cell (no stderr output on the way) and return its explorer."""
+    open_in_lab(page, lab, path)
     run_all(page)
     assert not stderr_outputs(page)
     box = explorer(page)
     box.scroll_into_view_if_needed()
+    return box
+
+
+def test_step_explorer_follows_the_maths(page, lab):
+    """A larger rate takes a larger step: the error after it shrinks, then overshoots past zero."""
+    box = run_to_explorer(page, lab, f"{SOLVED}/02_gradient_step/gradient_step.ipynb")
     _, before, at_default = step_figures(output_state(box)[0])
     assert readout(box) == "0.50"
 
@@ -369,11 +375,7 @@ def test_step_explorer_follows_the_maths(page, lab):
 
 def test_training_explorer_follows_the_maths(page, lab):
     """Slow, then converged, then oscillating, then diverging, as the learning rate grows."""
-    open_in_lab(page, lab, f"{SOLVED}/03_gradient_descent/gradient_descent.ipynb")
-    run_all(page)
-    assert not stderr_outputs(page)
-    box = explorer(page)
-    box.scroll_into_view_if_needed()
+    box = run_to_explorer(page, lab, f"{SOLVED}/03_gradient_descent/gradient_descent.ipynb")
     epochs, at_one, verdict = training_figures(output_state(box)[0])
     assert (epochs, verdict) == (50, "converged") and readout(box) == "1.00"
     screenshot(box, "lesson3_training_explorer_rate_1")
@@ -400,14 +402,20 @@ def test_training_explorer_follows_the_maths(page, lab):
 
 # ---------------------------------------------------------------- the ungraded lessons
 
-def test_learning_rate_lesson_slider_redraws_the_parabola(page, lab):
-    open_in_lab(page, lab, "notebooks/learning_rate.ipynb")
+# lesson, value typed, readout after one step up, what the timings and screenshot are called
+LESSON_SLIDERS = [("learning_rate", "0.9", "0.95", "learning_rate slider"),
+                  ("error_surface", "1", "1.12", "descent path")]
+
+
+@pytest.mark.parametrize("lesson, typed, one_step_up, name", LESSON_SLIDERS)
+def test_lesson_slider_redraws(page, lab, lesson, typed, one_step_up, name):
+    open_in_lab(page, lab, f"notebooks/{lesson}.ipynb")
     run_all(page)
     box = explorer(page)
-    type_value(box, "0.9", timing="learning_rate slider, typed")
-    press_key(box, "ArrowRight", timing="learning_rate slider, key")
-    assert readout(box) == "0.95"
-    screenshot(box, "learning_rate_slider")
+    type_value(box, typed, timing=f"{name}, typed")
+    press_key(box, "ArrowRight", timing=f"{name}, key")
+    assert readout(box) == one_step_up
+    screenshot(box, f"{lesson}_slider")
     assert not stderr_outputs(page)
 
 
@@ -418,17 +426,6 @@ def test_learning_rate_lesson_shows_only_the_figure(page, lab):
     assert image and "Axes" not in text
     # One picture: the slider's own, not a second copy pyplot shows after the cell.
     assert code_cell(page, "widgets.VBox([learnrate, picture])").locator("img").count() == 1
-
-
-def test_error_surface_lesson_slider_redraws_the_path(page, lab):
-    open_in_lab(page, lab, "notebooks/error_surface.ipynb")
-    run_all(page)
-    box = explorer(page)
-    type_value(box, "1", timing="descent path, typed")
-    press_key(box, "ArrowRight", timing="descent path, key")
-    assert readout(box) == "1.12"
-    screenshot(box, "error_surface_descent_path")
-    assert not stderr_outputs(page)
 
 
 # ---------------------------------------------------------------- other front ends
