@@ -203,10 +203,14 @@ def autograded_notebook(source_nb, matched, cell_outputs, verdicts):
         if cell["cell_type"] != "code":
             cells.append(cell)
         elif gid and is_answer(meta):
+            # What ran: the student's copies, or the release stub if they deleted the cell.
+            # Never the source cell's own text: that is the instructor's solution.
             lines = outputs.get(("answer", gid), [])
-            for number, (mine, line) in enumerate(zip(matched.answers.get(gid, []) or [cell], lines)):
+            ran = matched.reruns.get(gid, [])
+            for number, mine in enumerate(ran):
+                line = lines[number] if number < len(lines) else None
                 answer = copy.deepcopy(cell)
-                answer["source"] = mine["source"]
+                answer["source"] = mine
                 if number and "id" in answer:  # a duplicated answer: ids stay unique
                     answer["id"] = f"{answer['id']}-{number + 1}"
                 cells.append(with_output(answer, line))

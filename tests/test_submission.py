@@ -6,11 +6,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.submission import Unreadable, grade_id, match, read_notebook
+from autograder.submission import Unreadable, autograded_notebook, grade_id, match, read_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASE = ROOT / "release" / "02_gradient_step" / "gradient_step.ipynb"
 OTHER = ROOT / "release" / "01_sigmoid" / "sigmoid.ipynb"
+SOURCE = ROOT / "source" / "02_gradient_step" / "gradient_step.ipynb"
 
 
 @pytest.fixture
@@ -98,3 +99,16 @@ def test_another_assignments_notebook_is_named(given):
                if c["metadata"].get("nbgrader", {}).get("solution")]
     matched = match(other, given, {"01_sigmoid": answers})
     assert matched.flags[0] == "wrong notebook: this is the notebook of 01_sigmoid"
+
+
+def test_a_deleted_answer_cell_shows_the_stub_never_the_solution(given):
+    """The autograded notebook is what feedback shows the student: a deleted answer cell
+    appears as the stub that ran in its place, not as the instructor's source cell."""
+    mine = copy.deepcopy(given)
+    mine["cells"].remove(cell_of(mine, "quiz"))
+    matched = match(mine, given)
+    source_nb = read_notebook(SOURCE.read_bytes())[0]
+    notebook = autograded_notebook(source_nb, matched, [None] * len(matched.cells), {})
+    quiz = cell_of(notebook, "quiz")["source"]
+    assert quiz == cell_of(given, "quiz")["source"]
+    assert "BEGIN SOLUTION" not in quiz and "np.dot(x, w)" not in quiz
