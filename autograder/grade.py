@@ -390,7 +390,7 @@ def judge_run(spec, checks, submission, job, run):
                           "the run's own code wrote over the grader's answer")
     earned = {gid: spec.points[gid] if judged.get(gid) and judged[gid].passed else 0.0
               for gid in spec.points}
-    attempts, harmless = tamper.classify(lines.signals)
+    attempts, harmless = tamper.classify(list(run.events) + lines.signals)
     flags = (list(matched.flags) + tamper.flags(job["static"], attempts)
              + list(submission.identical))
     if lines.garbled or lines.forged:

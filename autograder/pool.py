@@ -20,7 +20,7 @@ from pathlib import Path
 from . import sandbox
 from .sandbox import Limits, SandboxUnavailable
 
-BOX_MODULES = [Path(__file__).with_name("sandbox.py"), Path(__file__).with_name("worker.py")]
+BOX_MODULES = [Path(__file__).with_name(name) for name in ("sandbox.py", "syscalls.py", "worker.py")]
 RETRIES = 2
 
 
@@ -35,6 +35,7 @@ class RunResult:
     seconds: float = 0.0
     out_of_memory: bool = False  # the kernel killed a process of the run for memory
     where: str = ""        # host and slot that ran it
+    events: tuple = ()     # what the supervisor saw the run reach for (outside its reach)
 
     @property
     def infrastructure_error(self):
@@ -137,8 +138,9 @@ class BoxedWorker:
         status = header["status"]
         if status.startswith("failed"):  # the box could not be built around this child
             status = f"infrastructure: {status}"
+        events = tuple(str(event)[:300] for event in header.get("events", ())[:40])
         return RunResult(token, status, lines, header["truncated"], header["seconds"],
-                         self.cgroup.oom_kills() > killed_before)
+                         self.cgroup.oom_kills() > killed_before, events=events)
 
     @property
     def alive(self):

@@ -10,10 +10,19 @@ Layers, from the outside in:
    nothing else of the machine: no course, no gradebook, no submissions, no network.
 2. `enter_child` runs in each forked child: it unshares mount, network, PID, IPC and UTS
    namespaces, mounts a private /tmp and /proc, drops to the slot's unprivileged user,
-   forbids new namespaces with a seccomp filter and sets resource limits.
+   sets resource limits and loads the system-call policy of `syscalls` as a seccomp filter.
+3. `Supervisor` runs in the process between the worker and the child (outside the
+   child's reach: another user, another PID namespace): it answers the calls the filter
+   hands it (seccomp user notification), notes what the child reached for, and enforces
+   the wall time. What it notes cannot be forged by the student's code; what the child
+   reports about itself (see `worker.Baseline`) can only be trusted as far as the static
+   reading of its cells allows.
 """
 import ctypes
+import errno
 import fcntl
+import grp
+import json
 import os
 import platform
 import pwd
@@ -21,8 +30,15 @@ import resource
 import select
 import shutil
 import signal
+import socket
 import struct
+import time
 from dataclasses import dataclass
+
+try:
+    from . import syscalls
+except ImportError:  # inside the box, where the box modules sit side by side in /grader
+    import syscalls
 
 # Users `gdsandbox0` ... : one per worker slot, so one slot's fork bomb cannot use up the
 # process limit of another slot's honest child (RLIMIT_NPROC counts per user).
@@ -32,17 +48,16 @@ SLOT_LOCKS = "/run/gd-autograder"  # one lock file per slot, held by the pool us
 BOX_DIR = "/grader"        # where the two box modules are mounted inside the box
 WORKSPACE = "/tmp"         # the child's private, writable, size-capped home
 MAX_JOB_BYTES = 16 * 2**20  # the largest job (cells and probes, as JSON) a worker takes
+DEVICES = ("null", "zero", "full", "random", "urandom")
+# The system's own files a program in the box reads as it starts (no note when opened).
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/localtime")
 
-CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x00020000, 0x02000000, 0x04000000
-CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = (0x08000000, 0x10000000,
-                                                          0x20000000, 0x40000000)
-NEW_NAMESPACES = (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER
-                  | CLONE_NEWPID | CLONE_NEWNET)
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
 MS_REC, MS_PRIVATE = 1 << 14, 1 << 18
 READ_ONLY_ENV = "GD_BOX_READ_ONLY"  # the box's read-only paths, for the child to keep in view
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP = 1, 38, 22
-SECCOMP_MODE_FILTER = 2
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 
 
 class SandboxUnavailable(RuntimeError):
@@ -73,6 +88,14 @@ def slot_user(slot):
     except KeyError:
         raise SandboxUnavailable(
             f"no user {name}: run `sudo scripts/install-sandbox` once on this machine") from None
+    try:
+        group = grp.getgrgid(entry.pw_gid).gr_name
+    except KeyError:
+        group = str(entry.pw_gid)
+    if group != name:  # a shared group would let one slot's files reach another's
+        raise SandboxUnavailable(
+            f"sandbox user {name} is in group {group}, not a group of its own: run "
+            "`sudo scripts/install-sandbox` once more")
     return name, entry.pw_uid, entry.pw_gid
 
 
@@ -132,7 +155,8 @@ def worker_command(*, python, read_only, box_modules, env):
     command = ["bwrap", "--die-with-parent", "--new-session",
                "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
                "--unshare-cgroup-try", "--hostname", "sandbox"]
-    for cap in ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL"):
+    # SYS_PTRACE: the supervisor reads the path a child asks to open from its memory.
+    for cap in ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_SYS_PTRACE"):
         command += ["--cap-add", cap]
     command += ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib64"):
@@ -140,10 +164,20 @@ def worker_command(*, python, read_only, box_modules, env):
             command += ["--symlink", os.readlink(f"/{name}"), f"/{name}"]
         elif os.path.isdir(f"/{name}"):
             command += ["--ro-bind", f"/{name}", f"/{name}"]
+    # /etc/passwd and /etc/group: for the child's drop to its slot user (made as root;
+    # /etc itself stays closed to that user).
     for path in ("/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group"):
         if os.path.exists(path):
             command += ["--ro-bind", path, path]
-    command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", WORKSPACE]
+    command += ["--proc", "/proc", "--tmpfs", WORKSPACE]
+    # A /dev of the five data devices, no more: no pseudo-terminals (every devpts
+    # instance draws on the host's one count of them), no tty, no shared /dev/shm.
+    command += ["--perms", "0755", "--tmpfs", "/dev"]
+    for device in DEVICES:
+        command += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        command += ["--symlink", target, f"/dev/{name}"]
     made = set()
     for path in read_only:
         # Parent folders bubblewrap makes on its own are not traversable by other users
@@ -248,55 +282,227 @@ def _mount(source, target, fstype, flags=0, data=None):
                        data.encode() if data else None), f"mount {target}")
 
 
-def spawn_child(run, *, slot, limits, keep_fds):
+def spawn_child(run, *, slot, limits, keep_fds, watch_roots=()):
     """Fork a child that runs `run()` boxed; return (pid, status_fd).
 
-    The child is the intermediate outside the new PID namespace: it starts `run` as PID 1
-    of a fresh namespace, enforces the wall time, and writes one status line to
-    `status_fd` ("exit N", "signal N" or "timeout"). Everything else the boxed process left
-    behind dies with its namespace.
+    The forked process is the intermediate, outside the new PID namespace: it starts `run`
+    as PID 1 of a fresh namespace and supervises it (`Supervisor`), then writes one JSON
+    line to `status_fd`: the boxed process's fate ("exit N", "signal N", "timeout" or
+    "failed ...") and the events the supervisor saw. Everything else the boxed process
+    left behind dies with its namespace. `watch_roots` are the paths the child may open
+    without a note.
     """
     status_read, status_write = os.pipe()
     pid = os.fork()
     if pid:
         os.close(status_write)
         return pid, status_read
+    report = {"status": "lost", "events": []}
     try:
         os.close(status_read)
         _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
         _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC
                              | CLONE_NEWUTS), "unshare")
+        # This process's /proc, before the child mounts its own over it: the supervisor
+        # finds the child's memory and working folder by the PIDs it sees.
+        proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         boxed = os.fork()
         if boxed == 0:
             os.close(status_write)
-            enter_child(slot=slot, limits=limits, keep_fds=keep_fds)
+            mine.close()
+            enter_child(slot=slot, limits=limits, keep_fds=keep_fds, listener_to=theirs)
             run()
             os._exit(0)
-        os.write(status_write, _wait_boxed(boxed, limits.wall_seconds).encode())
+        theirs.close()
+        supervisor = Supervisor(proc, boxed, watch_roots)
+        report["status"] = supervisor.watch(mine, limits.wall_seconds)
+        report["events"] = supervisor.events
     except BaseException as error:  # the status line is the only way to tell the worker
-        try:
-            os.write(status_write, f"failed {type(error).__name__}: {error}"[:500].encode())
-        except OSError:
-            pass
+        report["status"] = f"failed {type(error).__name__}: {error}"[:500]
+    try:
+        os.write(status_write, json.dumps(report).encode())
+    except OSError:
+        pass
     os._exit(0)
 
 
-def _wait_boxed(pid, wall_seconds):
-    """Wait for the boxed process; kill it (and its namespace) when the wall time is up."""
-    pidfd = os.pidfd_open(pid)
-    ready, _, _ = select.select([pidfd], [], [], wall_seconds)
-    if not ready:
-        os.kill(pid, signal.SIGKILL)  # PID 1 of its namespace: everything in it goes too
-    _, status = os.waitpid(pid, 0)
-    if not ready:
-        return "timeout"
-    if os.WIFSIGNALED(status):
-        return f"signal {os.WTERMSIG(status)}"
-    return f"exit {os.WEXITSTATUS(status)}"
+# ---------------------------------------------------------------- the supervisor
+
+SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100     # _IOWR('!', 0, struct seccomp_notif), 80 bytes
+SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101     # _IOWR('!', 1, struct seccomp_notif_resp), 24 bytes
+SECCOMP_IOCTL_NOTIF_ID_VALID = 0x40082102  # _IOW('!', 2, __u64)
+SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
+NOTIF = struct.Struct("=QII iIQ6Q")       # id, pid, flags, then seccomp_data: nr, arch, ip, args
+RESPONSE = struct.Struct("=QqiI")          # id, val, error, flags
+AT_FDCWD = -100
+MAX_EVENTS = 20
+PATH_MAX = 4096
 
 
-def enter_child(*, slot, limits, keep_fds):
-    """Turn this freshly forked PID 1 into the box for one submission (see module doc)."""
+class Supervisor:
+    """Answers the system calls the child's filter hands over, outside the child's reach.
+
+    Watched calls run on (a note first: a path opened outside the workspace, a process
+    or program started, an internet connection or socket); forbidden calls are refused
+    with EPERM and noted as attempts; any other call off the allow-list is refused with
+    the error the C library falls back from, and noted. At most `MAX_EVENTS` distinct
+    notes are kept; past that, calls are answered without reading the child's memory, so a
+    child cannot make its supervisor work for more than it works itself.
+    """
+
+    def __init__(self, proc_fd, pid, watch_roots):
+        self.proc, self.pid = proc_fd, pid
+        self.roots = tuple(os.path.join(root, "") for root in watch_roots)
+        self.names = {number: name for name, number in syscalls.numbers(platform.machine()).items()}
+        self.events = []
+        self.listener = -1
+
+    def watch(self, channel, wall_seconds):
+        """Supervise until the child ends or its wall time is up; return its fate."""
+        deadline = time.monotonic() + wall_seconds
+        pidfd = os.pidfd_open(self.pid)
+        waiting = [pidfd, channel]
+        while True:
+            ready, _, _ = select.select(waiting, [], [], max(deadline - time.monotonic(), 0))
+            if not ready:
+                os.kill(self.pid, signal.SIGKILL)  # PID 1 of its namespace: all of it goes
+                os.waitpid(self.pid, 0)
+                return "timeout"
+            if pidfd in ready:
+                break
+            if channel in ready:  # the child's filter is loaded: its listener arrives once
+                waiting.remove(channel)
+                _, fds, _, _ = socket.recv_fds(channel, 1, 1)
+                channel.close()
+                if fds:
+                    self.listener = fds[0]
+                    waiting.append(self.listener)
+            elif self.listener in ready:
+                self.answer_one()
+        _, status = os.waitpid(self.pid, 0)
+        if self.listener >= 0:
+            os.close(self.listener)
+        if os.WIFSIGNALED(status):
+            return f"signal {os.WTERMSIG(status)}"
+        return f"exit {os.WEXITSTATUS(status)}"
+
+    def answer_one(self):
+        buffer = bytearray(NOTIF.size)
+        try:
+            fcntl.ioctl(self.listener, SECCOMP_IOCTL_NOTIF_RECV, buffer, True)
+        except OSError:
+            return  # the caller died meanwhile
+        ident, pid, _, number, _, _, *args = NOTIF.unpack(buffer)
+        name = self.names.get(number, f"number {number}")
+        refused = self.decide(ident, pid, name, args)
+        response = (RESPONSE.pack(ident, 0, -refused, 0) if refused else
+                    RESPONSE.pack(ident, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE))
+        try:
+            fcntl.ioctl(self.listener, SECCOMP_IOCTL_NOTIF_SEND, bytearray(response), True)
+        except OSError:
+            pass  # the caller died meanwhile: nothing to answer
+
+    def decide(self, ident, pid, name, args):
+        """Note the call; return the errno to refuse it with, or 0 to let it run."""
+        watched = syscalls.WATCHED.get(name)
+        if name == "clone" and args[0] & syscalls.NEW_NAMESPACES:
+            self.note("tried a forbidden system call (clone with new namespaces)")
+            return errno.EPERM
+        if watched == "open":
+            if len(self.events) < MAX_EVENTS:
+                path = self.opened_path(ident, pid, name, args)
+                if path is not None and not os.path.join(path, "").startswith(self.roots):
+                    self.note(f"opened {path[:200]} (outside the workspace)")
+            return 0
+        if watched == "process":
+            self.note("started a process")
+        elif watched == "program":
+            self.note("started a program")
+        elif watched in ("connection", "socket"):
+            if self.internet_address(pid, args):
+                self.note("opened a network connection" if watched == "connection"
+                          else "opened a network socket")
+        elif name in syscalls.FORBIDDEN or name.startswith("number"):
+            self.note(f"tried a forbidden system call ({name})")
+            return errno.EPERM
+        elif name == "fcntl":
+            self.note(f"refused system call fcntl {syscalls.FCNTL_REFUSED.get(args[1], '')}"
+                      .rstrip())
+            return syscalls.errno_for(name)
+        else:
+            self.note(f"refused system call {name}")
+            return syscalls.errno_for(name)
+        return 0
+
+    def note(self, event):
+        if event not in self.events and len(self.events) < MAX_EVENTS:
+            self.events.append(event)
+
+    def opened_path(self, ident, pid, name, args):
+        """The absolute path an open call names, or None if it cannot be read."""
+        if name in ("open", "creat"):
+            directory, address = AT_FDCWD, args[0]
+        else:
+            directory, address = ctypes.c_int32(args[0] & 0xFFFFFFFF).value, args[1]
+        raw = read_string(pid, address, PATH_MAX)
+        if raw is None or not self.still_waiting(ident):
+            return None
+        path = os.fsdecode(raw)
+        if not path.startswith("/"):
+            link = "cwd" if directory == AT_FDCWD else f"fd/{directory}"
+            try:
+                path = os.path.join(os.readlink(f"{pid}/{link}", dir_fd=self.proc), path)
+            except OSError:
+                return None
+        return os.path.normpath(path)
+
+    def still_waiting(self, ident):
+        """True if notification `ident` is still pending: its PID still names the caller."""
+        try:
+            fcntl.ioctl(self.listener, SECCOMP_IOCTL_NOTIF_ID_VALID, struct.pack("=Q", ident))
+            return True
+        except OSError:
+            return False
+
+    @staticmethod
+    def internet_address(pid, args):
+        """True if a connect or bind names an internet address (a local socket does not)."""
+        family = read_bytes(pid, args[1], 2)
+        return family is not None and int.from_bytes(family, "little") in (2, 10)
+
+
+class _IOVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("length", ctypes.c_size_t)]
+
+
+def read_bytes(pid, address, size):
+    """`size` bytes of process `pid`'s memory at `address`, or None."""
+    if not address:
+        return None
+    buffer = ctypes.create_string_buffer(size)
+    local, remote = _IOVec(ctypes.addressof(buffer), size), _IOVec(address, size)
+    got = _libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    return buffer.raw[:got] if got > 0 else None
+
+
+def read_string(pid, address, limit):
+    """A NUL-terminated string from process `pid`'s memory, page by page (a string near the
+    end of a mapping must not fail the read), or None."""
+    page, data = resource.getpagesize(), b""
+    while len(data) < limit:
+        chunk = read_bytes(pid, address + len(data), page - (address + len(data)) % page)
+        if not chunk:
+            return None
+        if b"\0" in chunk:
+            return data + chunk[:chunk.index(b"\0")]
+        data += chunk
+    return data[:limit]
+
+
+def enter_child(*, slot, limits, keep_fds, listener_to):
+    """Turn this freshly forked PID 1 into the box for one submission (see module doc);
+    the seccomp listener goes to the supervisor through the socket `listener_to`."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     name, uid, gid = slot_user(slot)
     # A course checked out under /tmp has its Python and gdlab/ there: hold on to them, lay
@@ -318,8 +524,8 @@ def enter_child(*, slot, limits, keep_fds):
     null = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):  # output is captured in Python; what C code writes is dropped
         os.dup2(null, fd)
-    keep = sorted(set(keep_fds))
-    os.closerange(3, keep[0] if keep else 1 << 16)
+    keep = sorted(set(keep_fds) | {listener_to.fileno()})
+    os.closerange(3, keep[0])
     for low, high in zip(keep, keep[1:] + [1 << 16]):
         os.closerange(low + 1, high)
     os.setgroups([])
@@ -327,8 +533,11 @@ def enter_child(*, slot, limits, keep_fds):
     os.setresuid(uid, uid, uid)
     _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-    install_seccomp()
     set_limits(limits)
+    listener = install_seccomp()
+    socket.send_fds(listener_to, [b"L"], [listener])
+    os.close(listener)
+    listener_to.close()
     os.environ.update(HOME=WORKSPACE, USER=name)
 
 
@@ -347,54 +556,92 @@ def set_limits(limits):
         resource.setrlimit(kind, (soft, hard))
 
 
-# seccomp: audit arch and syscall numbers of unshare, setns, clone, clone3, per machine.
-SECCOMP_ARCH = {"x86_64": (0xC000003E, 272, 308, 56, 435),
-                "aarch64": (0xC00000B7, 97, 268, 220, 435)}
+# ---------------------------------------------------------------- the seccomp filter
+
+AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 X32_SYSCALL_BIT = 0x40000000
+SECCOMP_SET_MODE_FILTER_CALL = 1
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+SECCOMP_CALL = {"x86_64": 317, "aarch64": 277}
+RET_KILL_PROCESS, RET_USER_NOTIF, RET_ALLOW = 0x80000000, 0x7FC00000, 0x7FFF0000
+RET_ERRNO = 0x00050000
+BPF_LD_ABS, BPF_JEQ, BPF_JGE, BPF_JSET, BPF_RET = 0x20, 0x15, 0x35, 0x45, 0x06
+# Checked first: the calls that most honest runs make most often.
+HOT_CALLS = ("read", "write", "lseek", "getpid", "newfstatat", "fstat", "futex", "brk", "mmap",
+             "munmap", "close", "getrandom", "ioctl", "mprotect", "madvise", "rt_sigaction",
+             "rt_sigprocmask", "clock_nanosleep", "poll", "select", "prlimit64")
 
 
 def seccomp_arch():
-    """This machine's row of SECCOMP_ARCH, or None if there is no filter for it."""
-    return SECCOMP_ARCH.get(platform.machine())
+    """This machine's audit arch, or None if there is no filter for it."""
+    return AUDIT_ARCH.get(platform.machine())
 
 
-def seccomp_program():
-    """A BPF program: no new namespaces (unshare, setns, clone with CLONE_NEW*), else allow.
+def seccomp_program(machine=None):
+    """The BPF program of the `syscalls` policy: allowed calls run, watched and any other
+    calls go to the supervisor, clone3 answers ENOSYS, another ABI is killed.
 
-    clone3 answers ENOSYS, so the C library falls back to clone, whose flags BPF can see.
+    Every jump is short and forward (BPF's offsets are one byte): each check is followed by
+    its own return, so no check jumps over more than a few instructions.
     """
-    arch, unshare, setns, clone, clone3 = seccomp_arch()
-    ld_abs, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
-    allow, kill = 0x7FFF0000, 0x80000000
-    eperm, enosys = 0x00050000 | 1, 0x00050000 | 38
-    # (code, jump-if-true label, jump-if-false label, k); labels resolve to offsets below
-    program = [
-        (ld_abs, None, None, 4),                      # seccomp_data.arch
-        (jeq, None, "kill", arch),
-        (ld_abs, None, None, 0),                      # seccomp_data.nr
-        (jge, "deny", None, X32_SYSCALL_BIT),         # the x32 ABI: never used here
-        (jeq, "deny", None, unshare),
-        (jeq, "deny", None, setns),
-        (jeq, "nosys", None, clone3),
-        (jeq, None, "allow", clone),
-        (ld_abs, None, None, 16),                     # low half of clone's flags
-        (jset, "deny", "allow", NEW_NAMESPACES),
-        ("allow", ret, allow), ("deny", ret, eperm), ("nosys", ret, enosys), ("kill", ret, kill),
-    ]
-    labels = {row[0]: i for i, row in enumerate(program) if isinstance(row[0], str)}
-    packed = []
-    for i, row in enumerate(program):
-        if isinstance(row[0], str):
-            packed.append(struct.pack("HBBI", row[1], 0, 0, row[2]))
-            continue
-        code, if_true, if_false, k = row
-        jump = lambda label: 0 if label is None else labels[label] - i - 1  # noqa: E731
-        packed.append(struct.pack("HBBI", code, jump(if_true), jump(if_false), k))
-    return b"".join(packed)
+    machine = machine or platform.machine()
+    calls = syscalls.numbers(machine)
+    program = []
+
+    def check(op, k, if_true, if_false):
+        program.append(struct.pack("HBBI", op, if_true, if_false, k))
+
+    def load(offset):
+        program.append(struct.pack("HBBI", BPF_LD_ABS, 0, 0, offset))
+
+    def give(value):
+        program.append(struct.pack("HBBI", BPF_RET, 0, 0, value))
+
+    def unless_equal_skip(k, block):
+        """`block` (a list of (op, ...) steps) runs only when the accumulator equals k."""
+        check(BPF_JEQ, k, 0, len(block))
+        for step in block:
+            step()
+
+    load(4)                                   # seccomp_data.arch
+    check(BPF_JEQ, AUDIT_ARCH[machine], 1, 0)
+    give(RET_KILL_PROCESS)
+    load(0)                                   # seccomp_data.nr
+    if machine == "x86_64":
+        check(BPF_JGE, X32_SYSCALL_BIT, 0, 1)   # the x32 ABI: the supervisor refuses it
+        give(RET_USER_NOTIF)
+    for name in syscalls.NO_SUCH_CALL:
+        unless_equal_skip(calls[name], [lambda: give(RET_ERRNO | errno.ENOSYS)])
+    # clone: new namespaces -> supervisor (refused); a thread runs; a process -> supervisor.
+    unless_equal_skip(calls["clone"], [
+        lambda: load(16), lambda: check(BPF_JSET, syscalls.NEW_NAMESPACES, 2, 0),
+        lambda: check(BPF_JSET, syscalls.CLONE_THREAD, 0, 1), lambda: give(RET_ALLOW),
+        lambda: give(RET_USER_NOTIF)])
+    # fcntl: locks, leases and notifications -> supervisor (refused); the rest runs.
+    refused = sorted(syscalls.FCNTL_REFUSED)
+    unless_equal_skip(calls["fcntl"], [lambda: load(24)] + [
+        (lambda cmd=cmd, left=len(refused) - i: check(BPF_JEQ, cmd, left, 0))
+        for i, cmd in enumerate(refused)] + [lambda: give(RET_ALLOW), lambda: give(RET_USER_NOTIF)])
+    # socket: local and internet families run, netlink routing too; others -> supervisor.
+    families = sorted(syscalls.SOCKET_FAMILIES)
+    unless_equal_skip(calls["socket"], [lambda: load(16)] + [
+        (lambda family=family, left=len(families) - i: check(BPF_JEQ, family, left + 3, 0))
+        for i, family in enumerate(families)] + [
+        lambda: check(BPF_JEQ, syscalls.AF_NETLINK, 0, 2), lambda: load(32),
+        lambda: check(BPF_JEQ, syscalls.NETLINK_ROUTE, 1, 0),
+        lambda: give(RET_USER_NOTIF), lambda: give(RET_ALLOW)])
+    allowed = [name for name in HOT_CALLS if name in calls]
+    allowed += sorted(name for name in syscalls.ALLOWED if name in calls and name not in HOT_CALLS)
+    for name in allowed:
+        check(BPF_JEQ, calls[name], 0, 1)
+        give(RET_ALLOW)
+    give(RET_USER_NOTIF)
+    return b"".join(program)
 
 
 def install_seccomp():
-    """Load `seccomp_program` for this process and all it starts (needs no_new_privs)."""
+    """Load `seccomp_program` for this process and all it starts (needs no_new_privs);
+    return the listener through which the supervisor answers what the filter hands it."""
     code = seccomp_program()
     buffer = ctypes.create_string_buffer(code, len(code))
 
@@ -402,5 +649,8 @@ def install_seccomp():
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
     program = Program(len(code) // 8, ctypes.addressof(buffer))
-    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0),
-           "seccomp")
+    listener = _libc.syscall(SECCOMP_CALL[platform.machine()], SECCOMP_SET_MODE_FILTER_CALL,
+                             SECCOMP_FILTER_FLAG_NEW_LISTENER, ctypes.byref(program))
+    if listener < 0:
+        _check(-1, "seccomp")
+    return listener
