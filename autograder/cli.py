@@ -12,7 +12,8 @@ import sys
 from .course import NbgraderError, open_course
 from .demo import run_demo
 from .feedback import generate_feedback
-from .grade import ClusterLost, grade, graded_students, results_dir
+from .core import ClusterLost
+from .grade import grade, graded_students, results_dir
 from .gradebook import GradingBusy
 from .intake import IntakeError
 from .release import LeakError, release

@@ -34,8 +34,9 @@ from distributed import Client, WorkerPlugin, get_worker, wait
 from distributed.client import FutureCancelledError
 
 from . import verdicts
-from .grade import ClusterLost, Outcome, error_row, grade_submission
+from .core import ClusterLost, Outcome, error_row, grade_submission
 from .pool import Pool
+from .reading import Reader, ReaderUnavailable
 from .sandbox import Limits, SandboxUnavailable
 
 PLUGIN = "gd-autograder-sandbox"
@@ -87,7 +88,7 @@ class SandboxPlugin(WorkerPlugin):
     def __init__(self, limits):
         self.limits = limits
         self.name = plugin_name(limits)
-        self.pool, self.problem = None, ""
+        self.pool, self.reader, self.problem = None, None, ""
 
     def setup(self, worker):
         self.worker, self.lock = worker, threading.Lock()
@@ -103,11 +104,22 @@ class SandboxPlugin(WorkerPlugin):
                     self.problem = ""
                 except SandboxUnavailable as error:
                     self.problem = f"no sandbox on {self.worker.address}: {error}"
+            if self.reader is None:
+                self.reader = Reader(self.worker.state.nthreads, self.limits)
             return self.problem
 
     def teardown(self, worker):
         if self.pool is not None:
             self.pool.close()
+        if self.reader is not None:
+            self.reader.close()
+
+    def read(self, spec, submission):
+        """The bounded reading helpers' answer for one file (see `reading`)."""
+        try:
+            return self.reader.read(spec, submission)
+        except ReaderUnavailable as error:
+            raise SandboxFailed(f"{self.worker.address}: {error}") from None
 
     def run_box(self, token, box):
         if self.ensure_pool():
@@ -148,7 +160,7 @@ def grade_task(plan, submission):
         raise SandboxFailed(f"{worker.address} has no sandbox plugin {plan.plugin}")
     try:
         outcome = grade_submission(plan.spec, planned_checks(plan.spec.name, plan.seed),
-                                   submission, plugin.run_box)
+                                   submission, read=plugin.read, run_box=plugin.run_box)
     except SandboxFailed:
         raise
     except Exception as error:  # as one type, so the driver tells it from a lost connection

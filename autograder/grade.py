@@ -16,64 +16,28 @@ that was graded or flagged is not graded again unless `force` is given.
 """
 import hashlib
 import json
+import os
 import secrets
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+import traceback
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, replace
 
-from . import tamper, verdicts
+from . import verdicts
+from .core import Assignment, Outcome, Result, Submission, error_row, flagged_outcome, \
+    grade_submission
 from .gradebook import Recorder, grading_claim, read_timestamp, write_autograded
 from .intake import UNKNOWN_STUDENT, intake
 from .pool import Pool
 from .progress import Progress
+from .reading import Reader
 from .release import ensure_gradebook
-from .sandbox import MAX_JOB_BYTES, Limits
-from .submission import Unreadable, autograded_notebook, grade_id, is_answer, is_test, match, \
-    nbgrader_meta, read_notebook
+from .sandbox import Limits
+from .submission import grade_id, is_answer, is_test, nbgrader_meta, read_notebook
+from .text import exception_line
 
 RESULTS_DIR = "grading"
-MAX_LINE = 2_000_000  # longest result line the grader will parse
-
-
-@dataclass(frozen=True)
-class Result:
-    """One row of the grading results."""
-
-    student: str
-    assignment: str
-    status: str                 # "graded" | "flagged" | "error" (infrastructure)
-    score: float | None         # None when nothing could be graded
-    max_score: float | None
-    reason: str = ""            # why flagged / error, or which checks lost points
-    flags: tuple = ()
-    checks: dict = field(default_factory=dict)  # test grade_id -> (earned, possible)
-    sha256: str = ""
-    seconds: float = 0.0
-    worker: str = ""            # where it ran: host/slot locally, the Dask worker's address
-
-
-class ClusterLost(RuntimeError):
-    """The Dask scheduler (or every worker) went away mid-run; the message says how to resume."""
-
-
-@dataclass(frozen=True)
-class Submission:
-    """One student's file as grading needs it: its bytes, not its path, so it can travel
-    to a machine that shares no filesystem with the course."""
-
-    student: str
-    data: bytes
-    sha256: str
-    identical: tuple = ()  # "identical file to ...'s", noted by the driver, which sees all
-
-
-@dataclass
-class Outcome:
-    """What grading one submission hands back to the driver, which alone records it."""
-
-    row: Result
-    notebook: dict | None = None  # the autograded notebook (None: nothing ran)
-    earned: dict | None = None    # test grade_id -> points, for the gradebook
 
 
 def graded_students(rows):
@@ -83,23 +47,6 @@ def graded_students(rows):
 
 def results_dir(course, assignment):
     return course.root / RESULTS_DIR / assignment
-
-
-@dataclass
-class Assignment:
-    """What the grader knows about one assignment: the two instructor notebooks and points."""
-
-    name: str
-    notebook: str
-    release_nb: dict
-    source_nb: dict
-    points: dict     # test grade_id -> points
-    others: dict     # other assignment -> its answer grade_ids
-    release_sha256: str  # of the notebook as given: handing it back untouched is no copy
-
-    @property
-    def max_score(self):
-        return float(sum(self.points.values()))
 
 
 def load_assignment(course, name):
@@ -139,22 +86,22 @@ def grade(course, assignment, submissions=None, *, force=False, slots=None, limi
         checks = verdicts.plan(assignment, seed)
         check_every_test_is_judged(spec, checks)
         previous = {} if force else read_results(course, assignment)
-        rows, todo, folders, resumed = {}, [], {}, set()
+        rows, todo, folders, resumed, ready = {}, [], {}, set(), []
         with Recorder(course, assignment) as recorder:
             for record in records:
                 if record.student != UNKNOWN_STUDENT:
                     recorder.enrol(record.student)
                 folders[record.student] = record.path and record.path.parent
-                row, submission = one_student(record.student, spec, read_submission, record, spec,
-                                              previous.get(record.student))
-                if submission is not None:
-                    todo.append(submission)
-                elif row is previous.get(record.student):
-                    rows[record.student] = row
-                    resumed.add(record.student)
-                else:
-                    rows[record.student] = row
-                    append_result(course, row)
+                found = one_student(course, spec, record.student, read_submission, record, spec,
+                                    previous.get(record.student), limits)
+                if isinstance(found, Submission):
+                    todo.append(found)
+                elif isinstance(found, Outcome):
+                    ready.append(found)
+                else:  # resumed, or a failure of ours while taking it in (already logged)
+                    rows[record.student] = found
+                    if found is previous.get(record.student):
+                        resumed.add(record.student)
             todo = mark_identical(todo, spec)
             with Progress(len(records), stream=progress_stream, label=assignment) as bar:
                 for row in rows.values():
@@ -164,15 +111,20 @@ def grade(course, assignment, submissions=None, *, force=False, slots=None, limi
                     outcomes = grade_on_cluster(scheduler, spec, seed, todo, limits=limits)
                 else:
                     outcomes = grade_locally(spec, checks, todo, slots=slots, limits=limits)
-                for outcome in outcomes:
+                for outcome in _chain(ready, outcomes):
                     student = outcome.row.student
-                    row, _ = one_student(student, spec, keep, course, spec, outcome,
-                                         folders[student], recorder)
+                    row = one_student(course, spec, student, keep, course, spec, outcome,
+                                      folders[student], recorder)
                     rows[student] = row
                     bar.advance(status=row.status, worker=row.worker)
     graded = Graded(rows[student] for student in sorted(rows))
     graded.throughput = bar.throughput()
     return graded
+
+
+def _chain(first, then):
+    yield from first
+    yield from then
 
 
 class Graded(list):
@@ -191,49 +143,69 @@ def check_every_test_is_judged(spec, checks):
             "no test cell; the hardened grader judges every test cell there")
 
 
-def one_student(student, spec, step, *args):
-    """Run one student's `step`; a failure of ours on their file becomes their row (an
-    error, retried next run), never the end of the batch. Returns (row, other)."""
+def one_student(course, spec, student, step, *args):
+    """Run one student's `step` of the driver (taking in or recording their file); a
+    failure of ours there becomes their row (an error, retried next run, with the
+    traceback in the log), never the end of the batch."""
     try:
-        outcome = step(*args)
-    except Exception as error:  # whatever one file does to us, the others get graded
-        return error_row(student, spec, f"grader error (will be retried): "
-                                        f"{type(error).__name__}: {error}"), None
-    return outcome if isinstance(outcome, tuple) else (outcome, None)
-
-
-def error_row(student, spec, reason, **extra):
-    """An infrastructure error: no score (never a zero), and the next run retries it."""
-    return Result(student, spec.name, "error", None, spec.max_score, reason[:300], **extra)
+        return step(*args)
+    except Exception as error:  # noqa: BLE001 - whatever one file does to us, the others go on
+        log(course, spec.name, student, traceback.format_exc())
+        row = error_row(student, spec, f"grader error (will be retried): {exception_line(error)}")
+        append_result(course, row)
+        return row
 
 
 def keep(course, spec, outcome, submitted_folder, recorder):
     """Record one outcome (the driver's job): autograded notebook, gradebook, results log."""
     row = outcome.row
-    if outcome.notebook is not None:
+    if outcome.log:
+        log(course, spec.name, row.student, outcome.log)
+    if outcome.notebook is not None and row.student != UNKNOWN_STUDENT:
         write_autograded(course, spec.name, row.student, spec.notebook, outcome.notebook,
                          submitted_folder)
         recorder.record(row.student, outcome.earned, flagged=row.status == "flagged",
-                        timestamp=read_timestamp(submitted_folder))
+                        timestamp=submitted_folder and read_timestamp(submitted_folder))
     append_result(course, row)  # as it comes: an interrupted run resumes here
     return row
 
 
-def read_submission(record, spec, previous):
-    """One student's file as a `Submission`, or a finished `Result` (unreadable, or
-    unchanged since it was graded: resumed)."""
+def log(course, assignment, student, text):
+    """Append `text` (a traceback, a worker's stderr) to grading/<assignment>/grader.log."""
+    folder = results_dir(course, assignment)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    with (folder / "grader.log").open("a", encoding="utf-8", errors="backslashreplace") as file:
+        file.write(f"--- {stamp} {student!r}\n{text.rstrip()}\n")
+
+
+def read_submission(record, spec, previous, limits):
+    """One student's file as a `Submission`; or, already finished, the row it resumes from
+    (unchanged since it was graded) or an `Outcome` (nothing that can be graded: flagged
+    with 0 points and the reason, recorded like any other)."""
     if record.problem:
-        return Result(record.student, spec.name, "flagged", None, spec.max_score,
-                      f"unreadable: {record.problem}", ("unreadable",)), None
+        return flagged_outcome(spec, record.student, f"unreadable: {record.problem}",
+                               flags=("unreadable",))
     try:
+        size = record.path.stat().st_size
+        if size > limits.submission_mb * 2**20:
+            return flagged_outcome(spec, record.student, f"too large: the file is "
+                                   f"{size / 2**20:.1f} MB, over the {limits.submission_mb} MB "
+                                   "a submission may be", sha256=sha256_of(record.path))
         data = record.path.read_bytes()
     except OSError as error:
-        return Result(record.student, spec.name, "flagged", None, spec.max_score,
-                      f"unreadable: cannot read the file ({error.strerror})", ("unreadable",)), None
+        return flagged_outcome(spec, record.student, "unreadable: cannot read the file "
+                               f"({error.strerror})", flags=("unreadable",))
     digest = hashlib.sha256(data).hexdigest()
     if previous is not None and previous.sha256 == digest and previous.status != "error":
-        return previous, None  # unchanged since it was graded: resume, do not regrade
-    return None, Submission(record.student, data, digest)
+        return previous  # unchanged since it was graded: resume, do not regrade
+    return Submission(record.student, data, digest, name=record.path.name)
+
+
+def sha256_of(path):
+    """The file's sha256, read in pieces (it may be larger than the grader wants in memory)."""
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def mark_identical(todo, spec):
@@ -253,164 +225,34 @@ def mark_identical(todo, spec):
 
 
 def grade_locally(spec, checks, todo, *, slots=None, limits=Limits()):
-    """Yield an `Outcome` per submission: matched here, run on this machine's pool of
-    sandboxed workers, judged here as each run comes back."""
-    pending = {}
-    for submission in todo:
-        row, job = one_student(submission.student, spec, open_submission, spec, checks, submission)
-        if job is None:
-            yield Outcome(row)
-        else:
-            pending[secrets.token_hex(8)] = (submission, job)
-    if not pending:
+    """Yield an `Outcome` per submission, as each is done: read by this machine's reading
+    helpers, run on its pool of sandboxed workers, judged here.
+
+    Twice as many grading threads as slots, so a slot never waits while its next
+    submission is read or its last one judged; a file that holds one reading helper up
+    holds nobody else."""
+    if not todo:
         return
-    with Pool(slots, limits) as pool:
-        for run in pool.run([(token, job["box"]) for token, (_, job) in pending.items()]):
-            submission, job = pending.pop(run.token)
-            outcome, _ = one_student(submission.student, spec, judge_run, spec, checks,
-                                     submission, job, run)
-            yield outcome if isinstance(outcome, Outcome) else Outcome(outcome)
+    slots = slots or os.cpu_count() or 1
+    with Reader(slots, limits) as reader, Pool(slots, limits) as pool, \
+            ThreadPoolExecutor(2 * slots, thread_name_prefix="grading") as threads:
+        def run_box(token, box):
+            return pool.submit(token, box).result()
+
+        futures = [threads.submit(grade_one, spec, checks, submission, reader.read, run_box)
+                   for submission in todo]
+        for future in as_completed(futures):
+            yield future.result()
 
 
-def grade_submission(spec, checks, submission, run_box):
-    """Match, run and judge one submission; `run_box(token, box_job)` returns its `RunResult`.
-
-    What a Dask worker does for each task (see `cluster`)."""
-    row, job = open_submission(spec, checks, submission)
-    if job is None:
-        return Outcome(row)
-    return judge_run(spec, checks, submission, job, run_box(secrets.token_hex(8), job["box"]))
-
-
-def open_submission(spec, checks, submission):
-    """Read and match one submission: a finished `Result` (unreadable, wrong notebook, too
-    large) or a job, whose "box" part is all the sandbox sees (no names, no answers)."""
-    digest = submission.sha256
+def grade_one(spec, checks, submission, read, run_box):
+    """`core.grade_submission`, with any failure of ours as an error row (retried next run)."""
     try:
-        notebook, notes = read_notebook(submission.data)
-    except Unreadable as error:
-        return Result(submission.student, spec.name, "flagged", None, spec.max_score,
-                      f"unreadable: {error}", ("unreadable",), sha256=digest), None
-    matched = match(notebook, spec.release_nb, spec.others)
-    if any(flag.startswith("wrong notebook") for flag in matched.flags):
-        return Result(submission.student, spec.name, "flagged", None, spec.max_score,
-                      matched.flags[0], tuple(matched.flags), sha256=digest), None
-    mine = [c["source"] for cells in matched.answers.values() for c in cells]
-    mine += [c["source"] for cells in matched.extras.values() for c in cells]
-    box = {"cells": matched.cells, "reruns": matched.reruns, "probes": checks.probes,
-           "seed": int(digest[:8], 16)}
-    size = len(json.dumps(box))
-    if size > MAX_JOB_BYTES:
-        reason = (f"too large: the notebook's code is {size / 2**20:.0f} MB, over the "
-                  f"{MAX_JOB_BYTES // 2**20} MB a run takes")
-        return Result(submission.student, spec.name, "flagged", None, spec.max_score, reason,
-                      (reason,), sha256=digest), None
-    return None, {"box": box, "matched": matched, "notes": notes,
-                  "static": tamper.static_flags(mine)}
-
-
-@dataclass
-class Lines:
-    """The box's result lines, parsed defensively."""
-
-    cells: dict = field(default_factory=dict)    # run cell index -> its line
-    probes: dict = field(default_factory=dict)   # probe id -> its line
-    signals: list = field(default_factory=list)
-    done: bool = False
-    garbled: int = 0   # lines that are not the grader's JSON
-    forged: int = 0    # a second line for one cell, probe or end, or lines after the end
-
-
-def parse_lines(raw):
-    """Parse what the box handed back. The student's code runs in the process that writes
-    these lines and can write some of its own: a line that is not JSON is counted, and a
-    cell or probe answered twice counts as answered by nobody (and as a forgery)."""
-    lines, contested = Lines(), set()
-    for line in raw.split(b"\n"):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line[:MAX_LINE])
-        except (ValueError, RecursionError):
-            lines.garbled += 1
-            continue
-        if not isinstance(item, dict):
-            lines.garbled += 1
-            continue
-        if lines.done:
-            lines.forged += 1
-        elif isinstance(item.get("cell"), int):
-            if item["cell"] in lines.cells:
-                contested.add(("cell", item["cell"]))
-            lines.cells[item["cell"]] = item
-        elif isinstance(item.get("probe"), str):
-            if item["probe"] in lines.probes:
-                contested.add(("probe", item["probe"]))
-            lines.probes[item["probe"]] = item
-        elif isinstance(item.get("signals"), list):
-            lines.forged += bool(lines.signals)
-            lines.signals += [str(s)[:200] for s in item["signals"][:20]]
-        elif item.get("done") is True:
-            lines.done = True
-        else:
-            lines.garbled += 1
-    for kind, key in contested:
-        lines.forged += 1
-        (lines.cells if kind == "cell" else lines.probes).pop(key, None)
-    return lines
-
-
-def fate(run, done):
-    """Why a run did not finish cleanly, or None."""
-    if run.status.startswith("refused"):
-        return f"too large: {run.status}"
-    if run.truncated:
-        return "output too large: the run handed back more than the limit allows"
-    if run.status == "timeout":
-        return "timeout: the run took longer than the wall-time limit"
-    if run.out_of_memory and not done:
-        return "out of memory: the run used more than its memory limit and was stopped"
-    if run.status in ("signal 9", "signal 24"):
-        return "crashed: killed at the CPU-time limit (an endless loop?)"
-    if not done:
-        return f"crashed: the run ended early ({run.status}), e.g. by os._exit or a fatal error"
-    return None
-
-
-def judge_run(spec, checks, submission, job, run):
-    """Judge one run: its `Outcome` (row, autograded notebook, points)."""
-    student, digest, matched = submission.student, submission.sha256, job["matched"]
-    if run.infrastructure_error:
-        return Outcome(error_row(student, spec, "infrastructure error (will be retried): "
-                                 + run.status[16:], sha256=digest, seconds=run.seconds,
-                                 worker=run.where))
-    lines = parse_lines(run.lines)
-    stopped = fate(run, lines.done)
-    judged = checks.judge(lines.probes, failed_to_finish=stopped or
-                          "the run's own code wrote over the grader's answer")
-    earned = {gid: spec.points[gid] if judged.get(gid) and judged[gid].passed else 0.0
-              for gid in spec.points}
-    attempts, harmless = tamper.classify(list(run.events) + lines.signals)
-    flags = (list(matched.flags) + tamper.flags(job["static"], attempts)
-             + list(submission.identical))
-    if lines.garbled or lines.forged:
-        flags.append(f"tamper attempt: {lines.garbled + lines.forged} result lines were "
-                     "not the grader's (written by the submission's own code)")
-    if stopped:
-        flags.insert(0, stopped)
-    outputs = [lines.cells.get(i) for i in range(len(matched.cells))]
-    notebook = autograded_notebook(spec.source_nb, matched, outputs, judged)
-    lost = [f"{gid} {earned[gid]:g}/{spec.points[gid]:g}" for gid in spec.points
-            if earned[gid] < spec.points[gid]]
-    reason = "; ".join(flags) if flags else ", ".join(lost)
-    notes = job["notes"] + matched.notes + harmless
-    if notes and not flags:
-        reason = "; ".join(filter(None, [reason] + notes))
-    row = Result(student, spec.name, "flagged" if flags else "graded", sum(earned.values()),
-                 spec.max_score, reason, tuple(flags),
-                 {gid: (earned[gid], spec.points[gid]) for gid in spec.points}, digest,
-                 run.seconds, run.where)
-    return Outcome(row, notebook, earned)
+        return grade_submission(spec, checks, submission, read=read, run_box=run_box)
+    except Exception as error:  # noqa: BLE001 - ours (a helper that cannot start), not theirs
+        return Outcome(error_row(submission.student, spec, "infrastructure error (will be "
+                                 f"retried): {exception_line(error)}", sha256=submission.sha256),
+                       log=traceback.format_exc())
 
 
 def read_results(course, assignment):

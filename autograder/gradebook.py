@@ -114,9 +114,8 @@ def write_autograded(course, assignment, student, notebook_name, notebook, submi
     folder = course.autograded_dir / student / assignment
     folder.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, folder / f"{notebook_name}.ipynb")
-    stamp = submitted_folder / "timestamp.txt"
-    if stamp.is_file():
-        shutil.copyfile(stamp, folder / "timestamp.txt")
+    if submitted_folder is not None and (submitted_folder / "timestamp.txt").is_file():
+        shutil.copyfile(submitted_folder / "timestamp.txt", folder / "timestamp.txt")
     return folder / f"{notebook_name}.ipynb"
 
 

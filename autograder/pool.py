@@ -20,8 +20,10 @@ from pathlib import Path
 from . import sandbox
 from .sandbox import Limits, SandboxUnavailable
 
-BOX_MODULES = [Path(__file__).with_name(name) for name in ("sandbox.py", "syscalls.py", "worker.py")]
+BOX_MODULES = [Path(__file__).with_name(name)
+               for name in ("sandbox.py", "syscalls.py", "wire.py", "worker.py")]
 RETRIES = 2
+WORKER_DIED = "infrastructure: sandbox worker died"  # while running a job it had taken
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class RunResult:
     out_of_memory: bool = False  # the kernel killed a process of the run for memory
     where: str = ""        # host and slot that ran it
     events: tuple = ()     # what the supervisor saw the run reach for (outside its reach)
+    detail: str = ""       # for the grader's log: why the sandbox failed, in full
 
     @property
     def infrastructure_error(self):
@@ -62,14 +65,17 @@ def mpl_config_dir():
     return folder
 
 
-def box_command(slot):
-    """The bubblewrap command line for the worker of `slot` (see `sandbox.worker_command`)."""
+def box_command(slot, cgroup_door=None):
+    """The bubblewrap command line for the worker of `slot` (see `sandbox.worker_command`);
+    `cgroup_door` the descriptor its children enter their memory cgroup through."""
     read_only = {Path(sys.base_prefix).resolve(), Path(sys.prefix), student_package_dir(),
                  mpl_config_dir()}
     env = {"PATH": "/usr/bin:/bin", "HOME": sandbox.WORKSPACE, "LANG": "C.UTF-8",
            "OPENBLAS_NUM_THREADS": 1, "OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
            "MPLBACKEND": "Agg", "MPLCONFIGDIR": mpl_config_dir(),
            "IPYTHONDIR": f"{sandbox.WORKSPACE}/.ipython", "PYTHONNOUSERSITE": 1}
+    if cgroup_door is not None:
+        env[sandbox.CGROUP_DOOR_ENV] = cgroup_door
     command = sandbox.worker_command(python=Path(sys.executable), read_only=sorted(read_only),
                                      box_modules=BOX_MODULES, env=env)
     # An installed (not editable) autograder would sit inside a mounted site-packages:
@@ -80,17 +86,35 @@ def box_command(slot):
     return command + [str(slot)]
 
 
+def parse_status(data):
+    """The supervisor's status line: (the child's fate, the events it saw). A line that is
+    not there (the worker ended the supervisor at its own deadline) is a lost fate."""
+    try:
+        status = json.loads(bytes(data))
+        events = tuple(str(event)[:300] for event in status["events"][:2 * sandbox.MAX_EVENTS])
+        return str(status["status"]), events
+    except (ValueError, KeyError, TypeError):
+        return "lost", ()
+
+
 class BoxedWorker:
     """One warm worker process in its bubblewrap box, spoken to in frames."""
 
     def __init__(self, slot, limits):
         self.slot, self.limits = slot, limits
         self.cgroup = sandbox.SlotCgroup(slot)
-        self.process = subprocess.Popen(box_command(slot), stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        preexec_fn=self.cgroup.join)
+        door = self.cgroup.child_door()
+        try:
+            self.process = subprocess.Popen(box_command(slot, door), stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                            preexec_fn=self.cgroup.join,
+                                            pass_fds=() if door is None else (door,))
+        finally:
+            if door is not None:
+                os.close(door)
         self.stderr_tail = []
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self.drainer = threading.Thread(target=self._drain_stderr, daemon=True)
+        self.drainer.start()
         self.ready = False
 
     def wait_until_ready(self):
@@ -100,10 +124,19 @@ class BoxedWorker:
         hello = self.read_frame()
         if hello is None or b"ready" not in hello:
             self.close()
-            raise SandboxUnavailable(f"sandbox worker {self.slot} did not start: "
-                                     + " ".join(self.stderr_tail)[-800:])
+            error = SandboxUnavailable(f"sandbox worker {self.slot} did not start: "
+                                       f"{self.last_words()}")
+            error.detail = "\n".join(self.stderr_tail)  # the whole traceback, for the log
+            raise error
         self.cgroup.limit(self.limits)
         self.ready = True
+
+    def last_words(self):
+        """The worker's last line on stderr (a traceback's last line says what went wrong),
+        once it has ended."""
+        self.drainer.join(timeout=5)
+        said = [line for line in self.stderr_tail if line]
+        return said[-1] if said else f"exit {self.process.poll()}"
 
     def _drain_stderr(self):
         for line in self.process.stderr:
@@ -128,18 +161,17 @@ class BoxedWorker:
             self.write_frame(json.dumps({"token": token, "limits": asdict(limits)}).encode())
             self.write_frame(job_bytes)
             self.process.stdin.flush()
-            header, lines = self.read_frame(), self.read_frame()
+            header, status, lines = self.read_frame(), self.read_frame(), self.read_frame()
         except (BrokenPipeError, OSError) as error:
-            header, lines = None, str(error)
-        if header is None or lines is None:
-            return RunResult(token, "infrastructure: sandbox worker died "
-                             + " ".join(self.stderr_tail)[-300:])
+            header, status, lines = None, None, str(error)
+        if header is None or status is None or lines is None:
+            return RunResult(token, f"{WORKER_DIED}: {self.last_words()}",
+                             detail="\n".join(self.stderr_tail))
         header = json.loads(header)
-        status = header["status"]
-        if status.startswith("failed"):  # the box could not be built around this child
-            status = f"infrastructure: {status}"
-        events = tuple(str(event)[:300] for event in header.get("events", ())[:40])
-        return RunResult(token, status, lines, header["truncated"], header["seconds"],
+        fate, events = parse_status(status)
+        if fate.startswith("failed"):  # the box could not be built around this child
+            fate = f"infrastructure: {fate}"
+        return RunResult(token, fate, lines, header["truncated"], header["seconds"],
                          self.cgroup.oom_kills() > killed_before, events=events)
 
     @property
@@ -264,12 +296,16 @@ class Pool:
             return RunResult(token, f"refused: its code is {len(job) / 2**20:.0f} MB, over the "
                                     f"{sandbox.MAX_JOB_BYTES // 2**20} MB a run takes",
                              where=self.where(index))
-        result = None
+        result, deaths = None, 0
         for attempt in range(1 + RETRIES):
             try:
                 result = self._worker(index, fresh=attempt > 0).run(token, job, self.limits)
             except Exception as error:  # a worker that cannot start or answer: never a score
-                result = RunResult(token, f"infrastructure: {type(error).__name__}: {error}")
+                result = RunResult(token, f"infrastructure: {type(error).__name__}: {error}",
+                                   detail=getattr(error, "detail", ""))
             if not result.infrastructure_error:
                 break
+            deaths += result.status.startswith(WORKER_DIED)
+        if deaths == 1 + RETRIES:  # a warm worker died under this job on every try: its doing
+            result = replace(result, status=f"killed its worker: {result.status[16:]}")
         return replace(result, where=self.where(index))

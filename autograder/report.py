@@ -12,6 +12,7 @@ from matplotlib.ticker import MaxNLocator
 from nbgrader.plugins import CsvExportPlugin
 
 from .course import NBGRADER_LOG, open_gradebook
+from .text import printable
 
 SUMMARY_COLUMNS = ("student", "score", "status", "reason")
 RESULT_COLUMNS = ("student", "assignment", "status", "score", "max_score", "reason", "flags",
@@ -33,8 +34,8 @@ def export_grades_csv(course, path=None):
 
 def summary_table(rows):
     """A plain-text table of grading results: student, score/max, status, reason."""
-    lines = [SUMMARY_COLUMNS] + [(row.student, score_text(row), row.status, row.reason)
-                                 for row in rows]
+    lines = [SUMMARY_COLUMNS] + [(printable(row.student), score_text(row), row.status,
+                                  printable(row.reason)) for row in rows]
     # Pad every column but the last (reasons vary too much in length to align on).
     widths = [max(len(line[i]) for line in lines) for i in range(len(SUMMARY_COLUMNS) - 1)]
     widths.append(len(SUMMARY_COLUMNS[-1]))
@@ -58,8 +59,9 @@ def result_cells(row):
     def number(value):
         return "" if value is None else f"{value:g}"
 
-    return (row.student, row.assignment, row.status, number(row.score), number(row.max_score),
-            row.reason, "; ".join(row.flags), row.sha256, f"{row.seconds:.2f}", row.worker)
+    return tuple(printable(cell) for cell in (
+        row.student, row.assignment, row.status, number(row.score), number(row.max_score),
+        row.reason, "; ".join(row.flags), row.sha256, f"{row.seconds:.2f}", row.worker))
 
 
 def write_results_csv(rows, path):
@@ -194,9 +196,10 @@ def png_img(figure, alt):
 
 
 def html_table(header, lines):
-    """An HTML table with every cell escaped."""
+    """An HTML table with every cell escaped, for HTML and for control characters."""
     def row(cells, tag):
-        return "<tr>" + "".join(f"<{tag}>{html.escape(cell)}</{tag}>" for cell in cells) + "</tr>"
+        return "<tr>" + "".join(f"<{tag}>{html.escape(printable(cell))}</{tag}>"
+                                for cell in cells) + "</tr>"
 
     return "\n".join(["<table>", row(header, "th")] + [row(line, "td") for line in lines]
                      + ["</table>"])

@@ -49,14 +49,17 @@ BOX_DIR = "/grader"        # where the two box modules are mounted inside the bo
 WORKSPACE = "/tmp"         # the child's private, writable, size-capped home
 MAX_JOB_BYTES = 16 * 2**20  # the largest job (cells and probes, as JSON) a worker takes
 DEVICES = ("null", "zero", "full", "random", "urandom")
+PTY_MAX = 4                # pseudo-terminals one child may hold
 # The system's own files a program in the box reads as it starts (no note when opened).
-SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/localtime")
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/localtime",
+                "/etc/ld.so.preload", "/etc/locale.alias")
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
 MS_REC, MS_PRIVATE = 1 << 14, 1 << 18
 READ_ONLY_ENV = "GD_BOX_READ_ONLY"  # the box's read-only paths, for the child to keep in view
+CGROUP_DOOR_ENV = "GD_BOX_CGROUP_DOOR"  # descriptor through which a child enters its cgroup
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 
 
@@ -76,6 +79,10 @@ class Limits:
     file_mb: int = 16              # largest file the child may write
     output_bytes: int = 64_000     # captured output kept per cell
     result_bytes: int = 8_000_000  # everything the child hands back
+    # Before the box: the file as handed in, and reading it (parse, match, static reading).
+    submission_mb: int = 8         # largest notebook file taken in
+    read_seconds: float = 10.0     # wall time to read one file
+    read_memory_mb: int = 1024     # memory to read one file
 
 
 # ---------------------------------------------------------------- outside the box
@@ -156,7 +163,10 @@ def worker_command(*, python, read_only, box_modules, env):
                "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
                "--unshare-cgroup-try", "--hostname", "sandbox"]
     # SYS_PTRACE: the supervisor reads the path a child asks to open from its memory.
-    for cap in ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_SYS_PTRACE"):
+    # SYS_RESOURCE: each child's OOM score is fixed at the top, where it cannot lower it.
+    command += ["--cap-drop", "ALL"]  # as root, bubblewrap would otherwise keep them all
+    for cap in ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_SYS_PTRACE",
+                "CAP_SYS_RESOURCE"):
         command += ["--cap-add", cap]
     command += ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib64"):
@@ -170,11 +180,13 @@ def worker_command(*, python, read_only, box_modules, env):
         if os.path.exists(path):
             command += ["--ro-bind", path, path]
     command += ["--proc", "/proc", "--tmpfs", WORKSPACE]
-    # A /dev of the five data devices, no more: no pseudo-terminals (every devpts
-    # instance draws on the host's one count of them), no tty, no shared /dev/shm.
+    # A /dev of the five data devices, no more: no tty, no shared /dev/shm, and no
+    # pseudo-terminals but the few of each child's own devpts (mounted on /dev/pts by
+    # `enter_child`; every instance draws on the host's one count of them).
     command += ["--perms", "0755", "--tmpfs", "/dev"]
     for device in DEVICES:
         command += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
+    command += ["--perms", "0755", "--dir", "/dev/pts", "--symlink", "pts/ptmx", "/dev/ptmx"]
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         command += ["--symlink", target, f"/dev/{name}"]
@@ -202,46 +214,66 @@ CGROUP_NAME = "gd-autograder"
 
 
 class SlotCgroup:
-    """A memory and a pids cgroup (v1) around one worker and everything it forks.
+    """Cgroups (v1) around one worker and everything it forks: memory, processes, CPU.
 
     RLIMIT_AS bounds each process; a submission that forks would hold `processes` times
-    as much. The cgroup bounds them together: after the worker is warm its limit is what it
-    uses plus `memory_mb`, and the kernel's OOM killer picks the child (it raises its own
-    score to the top) rather than the worker. Without writable cgroups this does
+    as much. The slot's memory cgroup bounds them together, and each boxed child enters a
+    cgroup of its own below it (`child`, joined through a file descriptor the worker is
+    handed), capped at `memory_mb`: when a submission runs out of memory, the kernel's OOM
+    killer chooses among that submission's processes only, never the worker. The slot's CPU
+    cgroup holds it to one core, so however many processes a submission starts (each in a
+    session of its own), the other slots keep theirs. Without writable cgroups this does
     nothing, and the per-process limits still hold.
     """
 
+    CONTROLLERS = ("memory", "pids", "cpu")
+
     def __init__(self, slot):
-        self.paths = []
-        for controller in ("memory", "pids"):
+        self.paths = {}
+        for controller in self.CONTROLLERS:
             path = f"{CGROUP_ROOT}/{controller}/{CGROUP_NAME}/slot{slot}-{os.getpid()}"
             try:
                 os.makedirs(path, exist_ok=True)
-                self.paths.append(path)
+                self.paths[controller] = path
+            except OSError:
+                pass
+        self.child = None
+        if "memory" in self.paths:
+            try:
+                os.makedirs(f"{self.paths['memory']}/child", exist_ok=True)
+                self.child = f"{self.paths['memory']}/child"
             except OSError:
                 pass
 
     def join(self):
         """Enter the cgroups (run in the worker's process before it starts bubblewrap)."""
-        for path in self.paths:
+        for path in self.paths.values():
             with open(f"{path}/cgroup.procs", "w") as procs:
                 procs.write(str(os.getpid()))
 
+    def child_door(self):
+        """A descriptor a boxed child writes "0" to, to enter its own cgroup; or None."""
+        return os.open(f"{self.child}/cgroup.procs", os.O_WRONLY) if self.child else None
+
     def limit(self, limits):
-        """Cap the slot at the warm worker's usage plus what one submission may use."""
-        for path in self.paths:
-            if path.startswith(f"{CGROUP_ROOT}/memory/"):
-                with open(f"{path}/memory.usage_in_bytes") as usage:
-                    used = int(usage.read())
-                with open(f"{path}/memory.limit_in_bytes", "w") as limit:
-                    limit.write(str(used + limits.memory_mb * 2**20))
-            else:
-                with open(f"{path}/pids.max", "w") as limit:
-                    limit.write(str(limits.processes + 16))  # bubblewrap, worker, intermediate
+        """Cap the slot at the warm worker's usage plus what one submission may use, the
+        child's cgroup at what one submission may use, and the slot at one core."""
+        if "memory" in self.paths:
+            with open(f"{self.paths['memory']}/memory.usage_in_bytes") as usage:
+                used = int(usage.read())
+            _write(f"{self.paths['memory']}/memory.limit_in_bytes",
+                   used + (limits.memory_mb + 64) * 2**20)  # and the supervisor's own
+            if self.child:
+                _write(f"{self.child}/memory.limit_in_bytes", limits.memory_mb * 2**20)
+        if "pids" in self.paths:
+            _write(f"{self.paths['pids']}/pids.max", limits.processes + 16)  # bwrap, worker, ...
+        if "cpu" in self.paths:
+            with open(f"{self.paths['cpu']}/cpu.cfs_period_us") as period:
+                _write(f"{self.paths['cpu']}/cpu.cfs_quota_us", int(period.read()))
 
     def oom_kills(self):
         """How many processes the kernel has killed in this slot for want of memory."""
-        for path in self.paths:
+        for path in filter(None, (self.child, self.paths.get("memory"))):
             try:
                 with open(f"{path}/memory.oom_control") as control:
                     for line in control:
@@ -252,11 +284,16 @@ class SlotCgroup:
         return 0
 
     def close(self):
-        for path in self.paths:
+        for path in filter(None, (self.child, *self.paths.values())):
             try:
                 os.rmdir(path)
             except OSError:
                 pass  # still busy for a moment: the next run's makedirs reuses nothing of it
+
+
+def _write(path, value):
+    with open(path, "w") as file:
+        file.write(str(value))
 
 
 def _ancestors(path):
@@ -343,20 +380,30 @@ PATH_MAX = 4096
 class Supervisor:
     """Answers the system calls the child's filter hands over, outside the child's reach.
 
-    Watched calls run on (a note first: a path opened outside the workspace, a process
-    or program started, an internet connection or socket); forbidden calls are refused
-    with EPERM and noted as attempts; any other call off the allow-list is refused with
-    the error the C library falls back from, and noted. At most `MAX_EVENTS` distinct
-    notes are kept; past that, calls are answered without reading the child's memory, so a
-    child cannot make its supervisor work for more than it works itself.
+    Watched calls run on, with a note first: a path opened outside the workspace, an
+    internet connection or socket (attempts, flagged), a process or program started
+    (harmless notes). Forbidden calls are refused with EPERM and noted as attempts; any
+    other call off the allow-list is refused with the error the C library falls back from,
+    and noted as harmless. Attempts and harmless notes are kept apart, `MAX_EVENTS` distinct
+    ones of each, so no flood of harmless calls can push an attempt out; past the cap, calls
+    are answered without reading the child's memory, so a child cannot make its supervisor
+    work for more than it works itself.
+
+    Opened paths are read from the child's memory and let through (the mount namespace,
+    not this note, is what keeps the course out of reach): a second thread of the child
+    can change the path after it is read, so the note is evidence, never a guard.
     """
 
     def __init__(self, proc_fd, pid, watch_roots):
         self.proc, self.pid = proc_fd, pid
         self.roots = tuple(os.path.join(root, "") for root in watch_roots)
         self.names = {number: name for name, number in syscalls.numbers(platform.machine()).items()}
-        self.events = []
+        self.attempts, self.notes = [], []
         self.listener = -1
+
+    @property
+    def events(self):
+        return self.attempts + self.notes
 
     def watch(self, channel, wall_seconds):
         """Supervise until the child ends or its wall time is up; return its fate."""
@@ -364,8 +411,9 @@ class Supervisor:
         pidfd = os.pidfd_open(self.pid)
         waiting = [pidfd, channel]
         while True:
-            ready, _, _ = select.select(waiting, [], [], max(deadline - time.monotonic(), 0))
-            if not ready:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select(waiting, [], [], max(left, 0)) if left > 0 else ([], 0, 0)
+            if not ready:  # checked on every turn: a stream of calls cannot outrun the clock
                 os.kill(self.pid, signal.SIGKILL)  # PID 1 of its namespace: all of it goes
                 os.waitpid(self.pid, 0)
                 return "timeout"
@@ -394,8 +442,11 @@ class Supervisor:
         except OSError:
             return  # the caller died meanwhile
         ident, pid, _, number, _, _, *args = NOTIF.unpack(buffer)
-        name = self.names.get(number, f"number {number}")
-        refused = self.decide(ident, pid, name, args)
+        try:
+            refused = self.decide(ident, pid, number, args)
+        except Exception as error:  # noqa: BLE001 - a call we cannot make sense of is refused
+            self.note(f"refused a call the supervisor could not read ({type(error).__name__})")
+            refused = errno.ENOSYS
         response = (RESPONSE.pack(ident, 0, -refused, 0) if refused else
                     RESPONSE.pack(ident, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE))
         try:
@@ -403,44 +454,50 @@ class Supervisor:
         except OSError:
             pass  # the caller died meanwhile: nothing to answer
 
-    def decide(self, ident, pid, name, args):
+    def decide(self, ident, pid, number, args):
         """Note the call; return the errno to refuse it with, or 0 to let it run."""
+        name = self.names.get(number)
+        if name is None:
+            if number & X32_SYSCALL_BIT:  # another ABI's numbers: a way around the filter
+                self.attempt(f"tried a forbidden system call (x32 number {number})")
+                return errno.EPERM
+            self.note(f"refused system call number {number}")  # newer than this table
+            return errno.ENOSYS
         watched = syscalls.WATCHED.get(name)
         if name == "clone" and args[0] & syscalls.NEW_NAMESPACES:
-            self.note("tried a forbidden system call (clone with new namespaces)")
+            self.attempt("tried a forbidden system call (clone with new namespaces)")
             return errno.EPERM
         if watched == "open":
-            if len(self.events) < MAX_EVENTS:
+            if len(self.attempts) < MAX_EVENTS:
                 path = self.opened_path(ident, pid, name, args)
                 if path is not None and not os.path.join(path, "").startswith(self.roots):
-                    self.note(f"opened {path[:200]} (outside the workspace)")
+                    self.attempt(f"opened {path[:200]} (outside the workspace)")
             return 0
-        if watched == "process":
-            self.note("started a process")
-        elif watched == "program":
-            self.note("started a program")
+        if watched in ("process", "program"):
+            self.note(f"started a {watched}")
         elif watched in ("connection", "socket"):
-            if self.internet_address(pid, args):
-                self.note("opened a network connection" if watched == "connection"
-                          else "opened a network socket")
-        elif name in syscalls.FORBIDDEN or name.startswith("number"):
-            self.note(f"tried a forbidden system call ({name})")
+            if len(self.attempts) < MAX_EVENTS and self.internet_address(pid, args):
+                self.attempt("opened a network connection" if watched == "connection"
+                             else "opened a network socket")
+        elif name in syscalls.FORBIDDEN:
+            self.attempt(f"tried a forbidden system call ({name})")
             return errno.EPERM
-        elif name == "fcntl":
-            self.note(f"refused system call fcntl {syscalls.FCNTL_REFUSED.get(args[1], '')}"
-                      .rstrip())
-            return syscalls.errno_for(name)
         else:
-            self.note(f"refused system call {name}")
+            detail = syscalls.FCNTL_REFUSED.get(args[1], "") if name == "fcntl" else ""
+            self.note(f"refused system call {name} {detail}".rstrip())
             return syscalls.errno_for(name)
         return 0
 
+    def attempt(self, event):
+        if event not in self.attempts and len(self.attempts) < MAX_EVENTS:
+            self.attempts.append(event)
+
     def note(self, event):
-        if event not in self.events and len(self.events) < MAX_EVENTS:
-            self.events.append(event)
+        if event not in self.notes and len(self.notes) < MAX_EVENTS:
+            self.notes.append(event)
 
     def opened_path(self, ident, pid, name, args):
-        """The absolute path an open call names, or None if it cannot be read."""
+        """The absolute, resolved path an open call names, or None if it cannot be read."""
         if name in ("open", "creat"):
             directory, address = AT_FDCWD, args[0]
         else:
@@ -450,12 +507,34 @@ class Supervisor:
             return None
         path = os.fsdecode(raw)
         if not path.startswith("/"):
-            link = "cwd" if directory == AT_FDCWD else f"fd/{directory}"
-            try:
-                path = os.path.join(os.readlink(f"{pid}/{link}", dir_fd=self.proc), path)
-            except OSError:
+            base = self.link(pid, "cwd" if directory == AT_FDCWD else f"fd/{directory}")
+            if base is None:
                 return None
-        return os.path.normpath(path)
+            path = os.path.join(base, path)
+        return self.resolve(pid, path)
+
+    def link(self, pid, name):
+        """Where the child's /proc/<pid>/<name> link points, or None."""
+        try:
+            return os.readlink(f"{pid}/{name}", dir_fd=self.proc)
+        except OSError:
+            return None
+
+    def resolve(self, pid, path):
+        """`path` as the child's open would find it: links in its /proc followed (its root,
+        working folder, open files), then every other symbolic link (the supervisor shares
+        the child's mounts, so its /tmp is the child's)."""
+        parts = os.path.normpath(path).split("/")
+        if len(parts) > 3 and parts[1] == "proc" and parts[3] in ("root", "cwd", "fd"):
+            take = 5 if parts[3] == "fd" else 4
+            base = "/" if parts[3] == "root" else self.link(pid, "/".join(parts[3:take]))
+            if base is None:
+                return path
+            path = os.path.join(base, *parts[take:])
+        try:
+            return os.path.realpath(path)
+        except OSError:  # a link that names nothing here (the child's own /proc/self)
+            return path
 
     def still_waiting(self, ident):
         """True if notification `ident` is still pending: its PID still names the caller."""
@@ -503,6 +582,9 @@ def read_string(pid, address, limit):
 def enter_child(*, slot, limits, keep_fds, listener_to):
     """Turn this freshly forked PID 1 into the box for one submission (see module doc);
     the seccomp listener goes to the supervisor through the socket `listener_to`."""
+    door = os.environ.pop(CGROUP_DOOR_ENV, None)
+    if door:  # its own memory cgroup: an OOM in it kills its processes only
+        os.write(int(door), b"0")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     name, uid, gid = slot_user(slot)
     # A course checked out under /tmp has its Python and gdlab/ there: hold on to them, lay
@@ -518,8 +600,13 @@ def enter_child(*, slot, limits, keep_fds, listener_to):
         _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
         os.close(fd)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    with open("/proc/self/oom_score_adj", "w") as score:
-        score.write("1000")  # out of memory: the submission goes first, never the worker
+    for device in DEVICES:  # the host's own device files: usable, but their times unchangeable
+        _mount(None, f"/dev/{device}", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+    # Pseudo-terminals of its own (IPython's `!command` runs the command on one), a few.
+    _mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+           f"newinstance,ptmxmode=0666,mode=0620,max={PTY_MAX}")
+    if not set_oom_score(1000):  # out of memory: the submission goes first, never the worker
+        raise OSError("cannot set the OOM score")
     os.chdir(WORKSPACE)
     null = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):  # output is captured in Python; what C code writes is dropped
@@ -539,6 +626,18 @@ def enter_child(*, slot, limits, keep_fds, listener_to):
     os.close(listener)
     listener_to.close()
     os.environ.update(HOME=WORKSPACE, USER=name)
+
+
+def set_oom_score(score):
+    """Set this process's OOM score adjustment; written with CAP_SYS_RESOURCE, it is also
+    the floor below which the process, once unprivileged, cannot set it again. False if
+    this kernel refuses (some refuse any score below 0, even to root)."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as adjustment:
+            adjustment.write(str(score))
+    except OSError:
+        return False
+    return True
 
 
 def set_limits(limits):
@@ -582,60 +681,63 @@ def seccomp_program(machine=None):
     calls go to the supervisor, clone3 answers ENOSYS, another ABI is killed.
 
     Every jump is short and forward (BPF's offsets are one byte): each check is followed by
-    its own return, so no check jumps over more than a few instructions.
+    its own returns, so no check jumps over more than a few instructions.
     """
     machine = machine or platform.machine()
     calls = syscalls.numbers(machine)
     program = []
 
-    def check(op, k, if_true, if_false):
+    def emit(op, k=0, if_true=0, if_false=0):
         program.append(struct.pack("HBBI", op, if_true, if_false, k))
 
-    def load(offset):
-        program.append(struct.pack("HBBI", BPF_LD_ABS, 0, 0, offset))
+    def argument(index):  # the low 32 bits of the call's argument `index` (little-endian)
+        return (BPF_LD_ABS, 16 + 8 * index, 0, 0)
 
-    def give(value):
-        program.append(struct.pack("HBBI", BPF_RET, 0, 0, value))
+    def when_call(name, block):
+        """`block` (instructions ending in returns) decides `name`; other calls skip it."""
+        emit(BPF_JEQ, calls[name], 0, len(block))
+        for instruction in block:
+            emit(*instruction)
 
-    def unless_equal_skip(k, block):
-        """`block` (a list of (op, ...) steps) runs only when the accumulator equals k."""
-        check(BPF_JEQ, k, 0, len(block))
-        for step in block:
-            step()
+    def one_of(index, values):
+        """A block: allowed if argument `index` is one of `values`, else to the supervisor."""
+        values = sorted(values)
+        return ([argument(index)] + [(BPF_JEQ, v, len(values) - i, 0) for i, v in enumerate(values)]
+                + [(BPF_RET, RET_USER_NOTIF, 0, 0), (BPF_RET, RET_ALLOW, 0, 0)])
 
-    load(4)                                   # seccomp_data.arch
-    check(BPF_JEQ, AUDIT_ARCH[machine], 1, 0)
-    give(RET_KILL_PROCESS)
-    load(0)                                   # seccomp_data.nr
+    emit(BPF_LD_ABS, 4)                          # seccomp_data.arch
+    emit(BPF_JEQ, AUDIT_ARCH[machine], 1, 0)
+    emit(BPF_RET, RET_KILL_PROCESS)
+    emit(BPF_LD_ABS, 0)                          # seccomp_data.nr
     if machine == "x86_64":
-        check(BPF_JGE, X32_SYSCALL_BIT, 0, 1)   # the x32 ABI: the supervisor refuses it
-        give(RET_USER_NOTIF)
+        emit(BPF_JGE, X32_SYSCALL_BIT, 0, 1)     # the x32 ABI: the supervisor refuses it
+        emit(BPF_RET, RET_USER_NOTIF)
     for name in syscalls.NO_SUCH_CALL:
-        unless_equal_skip(calls[name], [lambda: give(RET_ERRNO | errno.ENOSYS)])
-    # clone: new namespaces -> supervisor (refused); a thread runs; a process -> supervisor.
-    unless_equal_skip(calls["clone"], [
-        lambda: load(16), lambda: check(BPF_JSET, syscalls.NEW_NAMESPACES, 2, 0),
-        lambda: check(BPF_JSET, syscalls.CLONE_THREAD, 0, 1), lambda: give(RET_ALLOW),
-        lambda: give(RET_USER_NOTIF)])
-    # fcntl: locks, leases and notifications -> supervisor (refused); the rest runs.
+        when_call(name, [(BPF_RET, RET_ERRNO | errno.ENOSYS, 0, 0)])
+    # futex, checked first of all: the call threads and locks make most.
+    when_call("futex", [argument(1), (BPF_JSET, syscalls.FUTEX_PRIVATE_FLAG, 0, 1),
+                        (BPF_RET, RET_ALLOW, 0, 0), (BPF_RET, RET_USER_NOTIF, 0, 0)])
+    when_call("clone", [argument(0), (BPF_JSET, syscalls.NEW_NAMESPACES, 2, 0),
+                        (BPF_JSET, syscalls.CLONE_THREAD, 0, 1),
+                        (BPF_RET, RET_ALLOW, 0, 0), (BPF_RET, RET_USER_NOTIF, 0, 0)])
     refused = sorted(syscalls.FCNTL_REFUSED)
-    unless_equal_skip(calls["fcntl"], [lambda: load(24)] + [
-        (lambda cmd=cmd, left=len(refused) - i: check(BPF_JEQ, cmd, left, 0))
-        for i, cmd in enumerate(refused)] + [lambda: give(RET_ALLOW), lambda: give(RET_USER_NOTIF)])
-    # socket: local and internet families run, netlink routing too; others -> supervisor.
+    when_call("fcntl", [argument(1)] + [(BPF_JEQ, cmd, len(refused) - i, 0)
+                                        for i, cmd in enumerate(refused)]
+              + [(BPF_RET, RET_ALLOW, 0, 0), (BPF_RET, RET_USER_NOTIF, 0, 0)])
     families = sorted(syscalls.SOCKET_FAMILIES)
-    unless_equal_skip(calls["socket"], [lambda: load(16)] + [
-        (lambda family=family, left=len(families) - i: check(BPF_JEQ, family, left + 3, 0))
-        for i, family in enumerate(families)] + [
-        lambda: check(BPF_JEQ, syscalls.AF_NETLINK, 0, 2), lambda: load(32),
-        lambda: check(BPF_JEQ, syscalls.NETLINK_ROUTE, 1, 0),
-        lambda: give(RET_USER_NOTIF), lambda: give(RET_ALLOW)])
-    allowed = [name for name in HOT_CALLS if name in calls]
+    when_call("socket", [argument(0)] + [(BPF_JEQ, f, len(families) - i + 3, 0)
+                                         for i, f in enumerate(families)]
+              + [(BPF_JEQ, syscalls.AF_NETLINK, 0, 2), argument(2),
+                 (BPF_JEQ, syscalls.NETLINK_ROUTE, 1, 0),
+                 (BPF_RET, RET_USER_NOTIF, 0, 0), (BPF_RET, RET_ALLOW, 0, 0)])
+    when_call("socketpair", one_of(0, [syscalls.AF_UNIX]))
+    when_call("madvise", one_of(2, syscalls.MADVISE_ALLOWED))
+    allowed = [name for name in HOT_CALLS if name in calls and name in syscalls.ALLOWED]
     allowed += sorted(name for name in syscalls.ALLOWED if name in calls and name not in HOT_CALLS)
     for name in allowed:
-        check(BPF_JEQ, calls[name], 0, 1)
-        give(RET_ALLOW)
-    give(RET_USER_NOTIF)
+        emit(BPF_JEQ, calls[name], 0, 1)
+        emit(BPF_RET, RET_ALLOW)
+    emit(BPF_RET, RET_USER_NOTIF)
     return b"".join(program)
 
 

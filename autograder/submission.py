@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import nbformat
 
+from .text import plain_text
+
 # nbgrader metadata a student has no reason to change; a change is a tamper signal.
 GUARDED_FIELDS = ("grade", "solution", "locked", "points", "task", "schema_version")
 
@@ -92,6 +94,20 @@ class Matched:
     notes: list = field(default_factory=list)     # harmless changes, for the record
     answers: dict = field(default_factory=dict)   # answer grade_id -> student cells
     extras: dict = field(default_factory=dict)    # anchor grade_id (or None) -> student cells
+
+    def to_json(self):
+        """Plain JSON (student cells reduced to their sources), for the reading helper's answer."""
+        sources = lambda cells: [{"source": c["source"]} for c in cells]  # noqa: E731
+        return {"cells": self.cells, "origins": [list(o) for o in self.origins],
+                "reruns": self.reruns, "flags": self.flags, "notes": self.notes,
+                "answers": {gid: sources(cells) for gid, cells in self.answers.items()},
+                "extras": [[anchor, sources(cells)] for anchor, cells in self.extras.items()]}
+
+    @classmethod
+    def from_json(cls, data):
+        return cls(data["cells"], [tuple(o) for o in data["origins"]], data["reruns"],
+                   data["flags"], data["notes"], data["answers"],
+                   {anchor: cells for anchor, cells in data["extras"]})
 
 
 def match(student_nb, release_nb, other_assignments=None):
@@ -246,11 +262,6 @@ def as_outputs(line):
         name, _, message = plain_text(line.get("error", "Error: ")).partition(": ")
         outputs.append(nbformat.v4.new_output("error", ename=name, evalue=message, traceback=[]))
     return outputs
-
-
-def plain_text(value):
-    """`value` as text a UTF-8 file can hold (a lone surrogate from `print("\\ud800")` cannot)."""
-    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def test_cell(cell, verdict):

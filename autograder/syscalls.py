@@ -108,12 +108,12 @@ NUMBERS = {
 }
 
 ALLOWED = frozenset("""
-    read write readv writev pread64 pwrite64 preadv pwritev preadv2 pwritev2 lseek close
+    read write readv writev pread64 pwrite64 preadv pwritev lseek close
     close_range fstat stat lstat newfstatat statx statfs fstatfs access faccessat faccessat2
     readlink readlinkat getdents getdents64 getcwd chdir fchdir mkdir mkdirat rmdir unlink
     unlinkat rename renameat renameat2 link linkat symlink symlinkat chmod fchmod fchmodat
     utimensat truncate ftruncate fallocate fsync fdatasync umask dup dup2 dup3 pipe pipe2
-    ioctl sendfile copy_file_range fadvise64 getxattr lgetxattr fgetxattr listxattr
+    ioctl sendfile copy_file_range getxattr lgetxattr fgetxattr listxattr
     llistxattr flistxattr
     poll ppoll select pselect6 epoll_create epoll_create1 epoll_ctl epoll_wait epoll_pwait
     epoll_pwait2 eventfd eventfd2 timerfd_create timerfd_settime timerfd_gettime signalfd
@@ -124,12 +124,12 @@ ALLOWED = frozenset("""
     getpgrp getsid setsid setpgid uname sysinfo getrusage getrlimit setrlimit prlimit64
     getpriority sched_yield sched_getaffinity sched_setaffinity sched_getparam
     sched_getscheduler sched_get_priority_max sched_get_priority_min getcpu capget prctl
-    arch_prctl set_tid_address set_robust_list rseq futex futex_waitv restart_syscall exit
+    arch_prctl set_tid_address set_robust_list rseq restart_syscall exit
     exit_group wait4 waitid kill tgkill tkill rt_sigaction rt_sigprocmask rt_sigreturn
     rt_sigpending rt_sigtimedwait rt_sigsuspend sigaltstack pause pidfd_open
     pidfd_send_signal getrandom memfd_create
-    brk mmap munmap mremap mprotect madvise msync
-    socketpair listen accept accept4 sendto recvfrom sendmsg recvmsg sendmmsg recvmmsg
+    brk mmap munmap mremap mprotect msync
+    listen accept accept4 sendto recvfrom sendmsg recvmsg sendmmsg recvmmsg
     shutdown getsockname getpeername getsockopt setsockopt
 """.split())
 
@@ -152,17 +152,32 @@ FORBIDDEN = frozenset("""
     sethostname setdomainname iopl ioperm vhangup personality
 """.split())
 
-# Calls whose arguments decide (seccomp sees registers, never memory):
+# Calls whose arguments decide (seccomp sees registers, never memory). The kernel state
+# that every box shares (a read-only file's locks, its page cache, a futex in a file
+# mapped by two children) must not be reachable through them:
 # clone: a thread is allowed, a new process watched, a new namespace forbidden;
-# fcntl: file locks and change notifications are refused (a lock on a shared read-only
-# file, or a lease or notification on it, is a channel to another child);
+# fcntl: file locks, leases and change notifications are refused;
+# futex: private futexes only (a shared one keyed on a read-only file would be a wire
+# between two children mapping that file);
+# madvise: the advice malloc, NumPy and the C library give; not the page-out kinds, which
+# would let a child evict another's cached pages of a shared file;
 # socket: local and internet families in the child's empty network namespace, and
-# netlink routing (what `if_nameindex` asks); no raw, packet or kernel-crypto sockets.
+# netlink routing (what `if_nameindex` asks); no raw, packet or kernel-crypto sockets;
+# socketpair: local only.
+# fadvise64 (DONTNEED evicts a shared file's pages) and preadv2/pwritev2 (RWF_NOWAIT tells
+# whether a page is cached) are off the list: reading and writing fall back to the plain
+# calls, and nothing honest needs the rest.
 CLONE_THREAD = 0x00010000
 NEW_NAMESPACES = 0x7E020000  # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
 FCNTL_REFUSED = {5: "F_GETLK", 6: "F_SETLK", 7: "F_SETLKW", 36: "F_OFD_GETLK",
                  37: "F_OFD_SETLK", 38: "F_OFD_SETLKW", 1024: "F_SETLEASE", 1026: "F_NOTIFY"}
 SOCKET_FAMILIES = {1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6"}
+AF_UNIX = 1
+FUTEX_PRIVATE_FLAG = 128
+MADVISE_ALLOWED = {0: "NORMAL", 1: "RANDOM", 2: "SEQUENTIAL", 3: "WILLNEED", 4: "DONTNEED",
+                   8: "FREE", 9: "REMOVE", 10: "DONTFORK", 11: "DOFORK", 14: "HUGEPAGE",
+                   15: "NOHUGEPAGE", 16: "DONTDUMP", 17: "DODUMP", 18: "WIPEONFORK",
+                   19: "KEEPONFORK"}
 AF_NETLINK, NETLINK_ROUTE = 16, 0
 # clone3 passes its flags in memory, out of seccomp's sight: ENOSYS sends the C library
 # back to clone, whose flags it can see.
@@ -175,8 +190,10 @@ def errno_for(name):
         return errno.EPERM
     if name in ("fcntl", "flock"):
         return errno.ENOLCK
-    if name == "socket":
+    if name in ("socket", "socketpair"):
         return errno.EAFNOSUPPORT
+    if name in ("madvise", "futex"):
+        return errno.EINVAL
     return errno.ENOSYS
 
 

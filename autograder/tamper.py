@@ -41,8 +41,10 @@ def static_flags(sources):
 def _scan(source):
     try:
         tree = ast.parse(TransformerManager().transform_cell(source))
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except (SyntaxError, ValueError):  # the cell will not run either: read its words
         return [f"{what} mentioned" for name, what in HOOK_NAMES.items() if name in source]
+    # Out of memory or of stack is no reading at all: it goes up, to the reading helper,
+    # which makes it the submission's row (a score needs a static reading).
     found = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):

@@ -2,16 +2,17 @@
 the cells, streams plain results back. It never holds an expected value.
 
 Runs as `python /grader/worker.py SLOT` under bubblewrap (see `sandbox.worker_command`);
-only `sandbox.py` and `syscalls.py` sit beside it, the rest of the autograder is not mounted.
+only `sandbox.py`, `syscalls.py` and `wire.py` sit beside it; the rest of the autograder is
+not mounted.
 
 Protocol on stdin/stdout, every frame a 4-byte big-endian length and its bytes:
 - the worker says `{"ready": ...}` once warm;
 - the grader sends a header `{"token", "limits"}` and then the job, JSON with `cells`
   (sources to run in order), `probes` (what to hand back) and `seed`;
-- the worker answers with a header `{"token", "status", "events", "truncated", "seconds"}`
-  (the child's fate and what its supervisor saw, outside its reach) and then the child's
-  result lines, unread: they are the student's process's words, and only the grader
-  parses them.
+- the worker answers with a header `{"token", "truncated", "seconds"}`, the supervisor's
+  status line (the child's fate and what it saw the child reach for, from outside its
+  reach) and the child's result lines (the student's process's words). It reads neither:
+  only the grader parses them, and the buffers they passed through are wiped.
 The job is read into one preallocated buffer and wiped once the child has it, so a later
 child cannot find an earlier student's cells in the memory it inherits.
 """
@@ -19,45 +20,16 @@ import gc
 import json
 import os
 import select
-import struct
 import sys
 import time
 
 import sandbox
+from wire import read_frame_into, write_frame
 
 # Bound now: a cell that patches `os.write` cannot rewrite what the child sends back.
 _write = os.write
+STATUS_BYTES = 64 * 1024  # the supervisor's status line: a fate and a few dozen notes
 MAX_JOB_BYTES = sandbox.MAX_JOB_BYTES
-def read_exactly(fd, view):
-    """Fill the memoryview `view` from `fd`; False at end of input."""
-    got = 0
-    while got < len(view):
-        n = os.readv(fd, [view[got:]])
-        if n == 0:
-            return False
-        got += n
-    return True
-
-
-def read_frame(fd, buffer):
-    """Read one frame into `buffer`; return its length, or None at end of input."""
-    size = bytearray(4)
-    if not read_exactly(fd, memoryview(size)):
-        return None
-    (length,) = struct.unpack(">I", size)
-    if length > len(buffer):
-        raise ValueError(f"job of {length} bytes exceeds {len(buffer)}")
-    return length if read_exactly(fd, memoryview(buffer)[:length]) else None
-
-
-def write_frame(fd, data):
-    """Write one frame (`data`: bytes-like) from where it lies, leaving no copy behind."""
-    for part in (struct.pack(">I", len(data)), data):
-        view = memoryview(part)
-        while view:
-            view = view[os.write(fd, view):]
-
-
 class CappedText:
     """A text stream that keeps the first `limit` characters and counts the rest."""
 
@@ -88,6 +60,7 @@ class Worker:
 
     def __init__(self, slot):
         self.slot = slot
+        sandbox.set_oom_score(-1000)  # never the OOM killer's choice, where the kernel allows
         # matplotlib wants a writable config dir: copy the prebuilt font cache into ours.
         import shutil
         writable = os.path.join(sandbox.WORKSPACE, "matplotlib")
@@ -121,6 +94,7 @@ class Worker:
         self.baseline = Baseline(self.shell, numpy)
         self.watch_roots = self.allowed_roots()
         self.results = bytearray()  # one buffer for every child's results, wiped after each
+        self.status = bytearray(STATUS_BYTES)  # and one for its supervisor's status line
         gc.collect()
         gc.freeze()  # the warm heap stays shared with every child
 
@@ -130,7 +104,8 @@ class Worker:
         roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sandbox.WORKSPACE, sandbox.BOX_DIR,
                  os.path.dirname(gdlab.__file__), matplotlib.get_data_path(),
                  os.environ.get("MPLCONFIGDIR", sandbox.WORKSPACE), "/proc",
-                 *sandbox.SYSTEM_PATHS, *(f"/dev/{device}" for device in sandbox.DEVICES)}
+                 "/dev/pts", "/dev/ptmx", *sandbox.SYSTEM_PATHS,
+                 *(f"/dev/{device}" for device in sandbox.DEVICES)}
         roots |= {os.path.realpath(p) for p in sys.path if p}
         return sorted(roots)
 
@@ -154,24 +129,26 @@ class Worker:
         header_buffer, job_buffer = bytearray(64 * 1024), bytearray(MAX_JOB_BYTES)
         write_frame(1, json.dumps({"ready": self.slot, "pid": os.getpid()}).encode())
         while True:
-            size = read_frame(0, header_buffer)
+            size = read_frame_into(0, header_buffer)
             if size is None:
                 return
             header = json.loads(bytes(header_buffer[:size]))
-            length = read_frame(0, job_buffer)
+            length = read_frame_into(0, job_buffer)
             if length is None:
                 return
             limits = sandbox.Limits(**header["limits"])
             start = time.perf_counter()
             status, results, truncated = self.run_job(memoryview(job_buffer)[:length], limits)
             try:
-                write_frame(1, json.dumps({"token": header["token"], **status,
-                                           "truncated": truncated,
+                write_frame(1, json.dumps({"token": header["token"], "truncated": truncated,
                                            "seconds": time.perf_counter() - start}).encode())
+                write_frame(1, status)
                 write_frame(1, results)
             finally:
+                # The next child inherits this memory: both buffers hold the student's words.
                 used = min(len(self.results), len(results) + 1)  # the byte past the limit too
-                self.results[:used] = bytes(used)  # the next child inherits this memory
+                self.results[:used] = bytes(used)
+                self.status[:len(status)] = bytes(len(status))
 
     def run_job(self, job, limits):
         """Fork the boxed child for one job; collect its result bytes and its fate."""
@@ -205,22 +182,19 @@ class Worker:
         os.close(result_read)
         if time.monotonic() >= deadline or truncated:
             os.kill(pid, 9)  # the intermediate; its boxed child dies by its death signal
-        status = read_status(status_fd)
+        status = self.read_status(status_fd)
         os.close(status_fd)
         os.waitpid(pid, 0)
         return status, results[:min(size, limits.result_bytes)], truncated
 
-
-def read_status(fd):
-    """The intermediate's one JSON line: the child's fate and what its supervisor saw."""
-    data = b""
-    while chunk := os.read(fd, 65536):
-        data += chunk
-    try:
-        status = json.loads(data)
-    except ValueError:
-        return {"status": "lost", "events": []}
-    return {"status": str(status.get("status", "lost")), "events": status.get("events", [])}
+    def read_status(self, fd):
+        """The intermediate's one JSON line (the child's fate, what its supervisor saw),
+        unread: the paths it quotes are the student's, so they pass through one buffer,
+        wiped once sent, and are parsed by the grader only."""
+        view, size = memoryview(self.status), 0
+        while size < len(view) and (got := os.readv(fd, [view[size:]])):
+            size += got
+        return view[:size]
 
 
 class Child:

@@ -137,7 +137,7 @@ def bench_grading():
 def ship_only(plan, submission):
     """A Dask task that carries what a grading task carries and returns a full-size
     outcome (a real autograded notebook), but runs nothing: the cost of the round trip."""
-    from autograder.grade import Outcome, Result
+    from autograder.core import Outcome, Result
     spec = plan.spec
     return Outcome(Result(submission.student, spec.name, "graded", 0.0, spec.max_score),
                    nbformat.from_dict(spec.source_nb), dict.fromkeys(spec.points, 0.0))
@@ -149,7 +149,8 @@ def bench_dask():
     from distributed import LocalCluster
 
     from autograder.cluster import grade_on_cluster
-    from autograder.grade import Submission, keep, load_assignment
+    from autograder.core import Submission
+    from autograder.grade import keep, load_assignment
     from autograder.gradebook import Recorder
     with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
                       dashboard_address="127.0.0.1:0") as cluster, \

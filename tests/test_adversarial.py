@@ -245,7 +245,7 @@ def test_a_symlinked_notebook_is_refused_and_the_batch_goes_on(sandbox_ready, tm
     link.symlink_to(Path("../../../source") / ASSIGNMENT / NOTEBOOK)
     rows = grade_small(course)
     linked = rows["links_to_the_source"]
-    assert (linked.status, linked.score) == ("flagged", None)
+    assert (linked.status, linked.score) == ("flagged", 0)
     assert rows[HONEST].score == 9
 
 

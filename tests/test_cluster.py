@@ -248,7 +248,7 @@ def test_workers_that_cannot_sandbox_are_refused_before_anything_is_sent(tmp_pat
 def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch):
     from conftest import free_port
 
-    from autograder.grade import ClusterLost
+    from autograder.core import ClusterLost
     monkeypatch.setattr(on_dask, "CONNECT_SECONDS", 2)
     address = f"tcp://127.0.0.1:{free_port()}"
     with pytest.raises(ClusterLost, match=f"cannot reach the Dask scheduler at {address}"):

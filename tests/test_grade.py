@@ -2,6 +2,7 @@
 and a test cell without a check."""
 import io
 import json
+import time
 
 import pytest
 from conftest import ASSIGNMENT, CORRECT, NOTEBOOK, WRONG_SIGN, place, submission
@@ -9,6 +10,7 @@ from conftest import ASSIGNMENT, CORRECT, NOTEBOOK, WRONG_SIGN, place, submissio
 from autograder import verdicts
 from autograder.course import NbgraderError, open_gradebook
 from autograder.grade import grade, results_dir
+from autograder.sandbox import Limits
 
 pytestmark = pytest.mark.usefixtures("sandbox_ready")
 
@@ -109,3 +111,68 @@ def test_a_failing_nbgrader_step_raises_and_records_nothing(released):
         grade(released, ASSIGNMENT, progress_stream=io.StringIO())
     assert not (results_dir(released, ASSIGNMENT) / "results.jsonl").exists()
     assert not released.autograded_dir.exists()
+
+
+# ---------------------------------------------------------------- what a file makes us do
+
+def gradebook_scores(course, student):
+    """(total auto score, every grade marked for manual grading) of a student's submission."""
+    with open_gradebook(course) as gradebook:
+        grades = gradebook.find_submission(ASSIGNMENT, student).notebooks[0].grades
+        return sum(g.auto_score for g in grades), all(g.needs_manual_grade for g in grades)
+
+
+def test_a_file_past_a_reading_bound_is_its_own_zero_and_the_batch_goes_on(released):
+    """Reading runs in bounded helpers: a file over the intake size, one that keeps the
+    static reading busy past its time, and one whose parse needs more memory than allowed
+    each get 0 points, flagged with the reason, in the gradebook; the honest neighbour is
+    graded as ever."""
+    place(released, "honest", submission(released, CORRECT))
+    # IPython's transformer slows down on many line magics, far faster than the file grows.
+    place(released, "magics", with_extra_cells(released, CORRECT, "%pwd\n" * 40_000))
+    place(released, "lines", with_extra_cells(released, CORRECT, "a = 1\n" * 250_000))
+    place(released, "huge", with_extra_cells(released, CORRECT, "# " + "y" * (3 * 2**20)))
+    limits = Limits(read_seconds=8, read_memory_mb=150, submission_mb=2)
+    start = time.monotonic()
+    rows = {r.student: r for r in grade(released, ASSIGNMENT, slots=1, limits=limits,
+                                        progress_stream=io.StringIO())}
+    assert time.monotonic() - start < 60
+    assert (rows["honest"].status, rows["honest"].score) == ("graded", 3.0)
+    assert rows["magics"].reason == "too large to read: reading it took longer than 8 s"
+    assert rows["lines"].reason == "too large to read: reading it needed more than 150 MB of memory"
+    assert rows["huge"].reason.startswith("too large: the file is 3.0 MB, over the 2 MB")
+    for student in ("magics", "lines", "huge"):
+        assert (rows[student].status, rows[student].score) == ("flagged", 0.0)
+        assert gradebook_scores(released, student) == (0.0, True)
+        autograded = released.autograded_dir / student / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+        assert "not graded: too large" in autograded.read_text()
+
+
+def test_a_file_that_crashes_our_reading_is_flagged_with_the_exceptions_line(released):
+    """A cell that makes IPython's transformer raise: no 'grader error', no retry, but the
+    student's row (0, flagged, the exception's own line), and the traceback in the log."""
+    place(released, "crasher", with_extra_cells(released, CORRECT, '=%"""#,='))
+    place(released, "honest", submission(released, CORRECT))
+    rows = {r.student: r for r in grade(released, ASSIGNMENT, progress_stream=io.StringIO())}
+    assert (rows["crasher"].status, rows["crasher"].score) == ("flagged", 0.0)
+    assert rows["crasher"].reason == ("the grader could not read it: "
+                                      "IndexError: list index out of range")
+    assert rows["honest"].score == 3.0
+    log = (results_dir(released, ASSIGNMENT) / "grader.log").read_text()
+    assert "'crasher'" in log and "Traceback (most recent call last)" in log
+    again = {r.student: r for r in grade(released, ASSIGNMENT, progress_stream=io.StringIO())}
+    assert again["crasher"] == rows["crasher"]  # kept, not retried: it is the file's doing
+
+
+def test_a_worker_that_cannot_start_says_why(released, monkeypatch):
+    """The reason keeps the exception's own line; the traceback goes to grader.log."""
+    from autograder import pool
+    place(released, "alice", submission(released, CORRECT))
+    command = pool.box_command  # the worker's script and slot give way to a failing import
+    monkeypatch.setattr(pool, "box_command", lambda slot, door=None:
+                        command(slot, door)[:-2] + ["-c", "import no_such_module"])
+    (row,) = grade(released, ASSIGNMENT, slots=1, progress_stream=io.StringIO())
+    assert row.status == "error"
+    assert row.reason.endswith("ModuleNotFoundError: No module named 'no_such_module'")
+    log = (results_dir(released, ASSIGNMENT) / "grader.log").read_text()
+    assert "Traceback (most recent call last)" in log and 'File "<string>", line 1' in log

@@ -53,7 +53,9 @@ def test_zip_with_folders_keeps_renamed_notebooks_and_reports_problems(released,
     assert sorted(records) == ["dave_smith", "erin", "frank"]
     assert records["dave_smith"].path == expected_path(released, "dave_smith")
     assert records["erin"].path is None and "no notebook" in records["erin"].problem
-    assert records["frank"].path is None and "not valid JSON at line 1" in records["frank"].problem
+    # Whether a notebook can be read is grading's to find out, in a bounded helper.
+    assert records["frank"].path == expected_path(released, "frank")
+    assert records["frank"].problem is None
     assert not expected_path(released, "frank").exists()
 
 

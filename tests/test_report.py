@@ -5,8 +5,9 @@ import sys
 
 from conftest import ASSIGNMENT
 
-from autograder.course import tools_env
-from autograder.grade import Result as Row
+from autograder.course import open_course, tools_env
+from autograder.core import Result as Row
+from autograder.grade import append_result, read_results, results_dir
 from autograder.report import (RESULT_COLUMNS, export_grades_csv, pass_rates, summary_table,
                                write_report, write_results_csv)
 
@@ -121,3 +122,26 @@ def test_results_csv_never_hands_a_spreadsheet_a_formula(tmp_path):
     path = write_results_csv([Row("=HYPERLINK(\"http://x\")", "a", "graded", 1.0, 1.0)],
                              tmp_path / "r.csv")
     assert "'=HYPERLINK" in path.read_text()
+
+
+# A file name from an LMS, quoted in a reason: clears the line, returns the carriage and
+# writes a fake passing row over the flagged one; a right-to-left override; a line separator.
+FORGING = "x.ipynb\x1b[2K\r9/9 graded\u202e\u2028"
+
+
+def test_no_field_can_forge_the_display(tmp_path):
+    """Reasons, flags and student ids reach the table, the CSV, the JSONL log and the report
+    with every control, format and separator character escaped, as visible text."""
+    (tmp_path / "nbgrader_config.py").write_text("")
+    course = open_course(tmp_path)
+    row = Row("mallory\x1b[31m", "02_gradient_step", "flagged", 0.0, 9.0,
+              f"unreadable: {FORGING}", (f"unreadable: {FORGING}",))
+    append_result(course, row)
+    shown = {"table": summary_table([row]),
+             "report": write_report([row], tmp_path / "r.html", title="t").read_text("utf-8"),
+             "csv": write_results_csv([row], tmp_path / "r.csv").read_text("utf-8"),
+             "jsonl": (results_dir(course, row.assignment) / "results.jsonl").read_text("utf-8"),
+             "resumed": read_results(course, row.assignment)["mallory\x1b[31m"].reason}
+    for where, text in shown.items():
+        assert not any(c in text for c in "\x1b\r\u202e\u2028"), where
+        assert "\\x1b[2K\\r9/9 graded\\u202e\\u2028" in text.replace("\\\\", "\\"), where
