@@ -104,8 +104,6 @@ class SandboxPlugin(WorkerPlugin):
                     self.problem = ""
                 except SandboxUnavailable as error:
                     self.problem = f"no sandbox on {self.worker.address}: {error}"
-            if self.reader is None:
-                self.reader = Reader(self.worker.state.nthreads, self.limits)
             return self.problem
 
     def teardown(self, worker):
@@ -116,6 +114,9 @@ class SandboxPlugin(WorkerPlugin):
 
     def read(self, spec, submission):
         """The bounded reading helpers' answer for one file (see `reading`)."""
+        with self.lock:
+            if self.reader is None:
+                self.reader = Reader(self.worker.state.nthreads, self.limits)
         try:
             return self.reader.read(spec, submission)
         except ReaderUnavailable as error:

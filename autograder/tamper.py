@@ -18,12 +18,22 @@ HOOK_NAMES = {"input_transformers_post": "an IPython input transformer",
               "settrace": "a trace function", "setprofile": "a trace function",
               "addaudithook": "an audit hook", "meta_path": "an import hook",
               "path_hooks": "an import hook", "excepthook": "an exception hook",
-              "custom_exceptions": "an exception hook", "events": "an IPython event callback",
-              # ways to reach the grader's own objects from the student's code
-              "_getframe": "frame inspection", "f_back": "frame inspection",
-              "f_locals": "frame inspection", "get_referrers": "a walk of the heap",
-              "get_objects": "a walk of the heap"}
-REACHING_MODULES = {"inspect": "frame inspection", "ctypes": "raw memory access"}
+              "custom_exceptions": "an exception hook", "events": "an IPython event callback"}
+# Ways to reach the box's own reporting code from the student's code: its frames, the
+# heap, its functions' insides (and, below, the descriptor it writes to).
+REACHING_ATTRIBUTES = {"_getframe": "frame inspection", "f_back": "frame inspection",
+                       "f_locals": "frame inspection", "f_globals": "frame inspection",
+                       "tb_frame": "frame inspection", "gi_frame": "frame inspection",
+                       "cr_frame": "frame inspection", "get_referrers": "a walk of the heap",
+                       "get_referents": "a walk of the heap",
+                       "get_objects": "a walk of the heap",
+                       "__globals__": "a function's insides",
+                       "__closure__": "a function's insides", "__code__": "a function's insides"}
+REACHING_MODULES = {"inspect": "frame inspection", "ctypes": "raw memory access",
+                    "gc": "a walk of the heap"}
+# os calls on raw file descriptors: how a cell would write or silence the box's own lines.
+RAW_DESCRIPTORS = {"write", "writev", "pwrite", "pwritev", "dup", "dup2", "close",
+                   "closerange", "fdopen", "sendfile", "splice"}
 GRADER_MARKERS = ("NBGRADER_EXECUTION", "NBGRADER_VALIDATING")
 # Places in a course directory a student's code has no business reading.
 FOREIGN_PATH = re.compile(r"(^|/)(source|release|submitted|autograded|feedback)/|gradebook\.db"
@@ -42,7 +52,8 @@ def _scan(source):
     try:
         tree = ast.parse(TransformerManager().transform_cell(source))
     except (SyntaxError, ValueError):  # the cell will not run either: read its words
-        return [f"{what} mentioned" for name, what in HOOK_NAMES.items() if name in source]
+        return [f"{what} mentioned" for name, what in {**HOOK_NAMES, **REACHING_ATTRIBUTES}.items()
+                if name in source]
     # Out of memory or of stack is no reading at all: it goes up, to the reading helper,
     # which makes it the submission's row (a score needs a static reading).
     found = []
@@ -53,12 +64,24 @@ def _scan(source):
                 base = _base_name(target)
                 if isinstance(target, (ast.Attribute, ast.Subscript)) and base in PATCHABLE_MODULES:
                     found.append(f"patches {ast.unparse(target)[:60]}")
+                elif isinstance(target, ast.Attribute) and _base_name(target.value) == "os":
+                    # os.write, os.dup2...: the calls the box's reporting code makes
+                    found.append(f"patches {ast.unparse(target)[:60]}")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
                 and node.func.id in ("setattr", "delattr") and node.args \
                 and _base_name(node.args[0]) in PATCHABLE_MODULES:
             found.append(f"patches {ast.unparse(node.args[0])[:40]} with {node.func.id}")
         elif isinstance(node, ast.Attribute) and node.attr in HOOK_NAMES:
             found.append(f"installs {HOOK_NAMES[node.attr]}")
+        elif isinstance(node, ast.Attribute) and node.attr in REACHING_ATTRIBUTES:
+            found.append(f"uses {REACHING_ATTRIBUTES[node.attr]}")
+        elif isinstance(node, ast.Attribute) and node.attr in RAW_DESCRIPTORS \
+                and _base_name(node) == "os":
+            found.append(f"uses raw file descriptors (os.{node.attr})")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id == "open" and node.args \
+                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, int):
+            found.append("uses raw file descriptors (open of a number)")
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
             for name in names:

@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import pwd
 import shutil
 import socket
 import subprocess
@@ -23,7 +24,9 @@ from conftest import sandbox_processes
 
 from autograder.course import copy_course, open_course
 from autograder.grade import grade
-from autograder.sandbox import Limits
+from autograder.report import summary_table
+from autograder.sandbox import MAX_SLOTS, USER_PREFIX, Limits
+from autograder.text import printable
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "fixtures" / "adversarial"
@@ -32,8 +35,9 @@ ASSIGNMENT = "02_gradient_step"
 NOTEBOOK = "gradient_step.ipynb"
 CASES = EXPECTED[ASSIGNMENT]
 HONEST = "graded_honest_full_marks"
-# Short enough that the endless sleep costs seconds, long enough for the fork bomb's copies.
-LIMITS = Limits(wall_seconds=10, cpu_seconds=3)
+# Short enough that the endless sleep costs seconds, long enough for the fork bomb's copies;
+# reading bounds small enough that the corpus's hold-ups cost seconds, not minutes.
+LIMITS = Limits(wall_seconds=10, cpu_seconds=3, read_seconds=5, submission_mb=2)
 # Where the network case knocks (its notebook has these, fixed, in its code).
 LISTEN_PORT = 47615
 ABSTRACT_SOCKET = "\0gd-adversarial-listener"
@@ -116,6 +120,7 @@ class Batch:
     knocks: list      # connections that reached the host's listeners
     survivors: dict   # sandbox-user processes still alive after the batch
     seconds: float
+    host: dict        # kernel objects of the slot users on the host, before and after
 
 
 @pytest.fixture(scope="module", params=["on this machine", "on Dask workers"])
@@ -126,6 +131,7 @@ def batch(sandbox_ready, tmp_path_factory, request):
     for case, path in sorted(case_files().items()):
         submit(course, case, path)
     before = digests(course.root)
+    host_before = host_objects()
     where = {"slots": 2}
     if request.param == "on Dask workers":
         where = {"scheduler": request.getfixturevalue("local_cluster").address}
@@ -138,7 +144,21 @@ def batch(sandbox_ready, tmp_path_factory, request):
     deadline = time.monotonic() + 5  # a namespace's last processes take a moment to be reaped
     while sandbox_processes() and time.monotonic() < deadline:
         time.sleep(0.1)
-    return Batch(course, rows, before, digests(course.root), arrived, sandbox_processes(), seconds)
+    return Batch(course, rows, before, digests(course.root), arrived, sandbox_processes(), seconds,
+                 {"before": host_before, "after": host_objects()})
+
+
+def host_objects():
+    """What the slot users hold on the host that could outlive a child: keys (by uid, from
+    /proc/key-users) and pseudo-terminals (the host's one count of them)."""
+    slot_uids = {pwd.getpwnam(f"{USER_PREFIX}{slot}").pw_uid for slot in range(MAX_SLOTS)}
+    keys = {}
+    for line in Path("/proc/key-users").read_text().splitlines():
+        uid, usage = line.split(":", 1)
+        if int(uid) in slot_uids:
+            keys[int(uid)] = int(usage.split()[1].split("/")[0])  # nkeys
+    return {"keys": sum(keys.values()),
+            "pseudo-terminals": int(Path("/proc/sys/kernel/pty/nr").read_text())}
 
 
 # ---------------------------------------------------------------- the corpus itself
@@ -180,10 +200,14 @@ def test_case_gets_its_expected_outcome(batch, case):
 
 
 def test_every_reason_is_text_a_file_or_terminal_takes(batch):
-    """Reasons quote what students did (paths they opened): as UTF-8 they must still encode."""
+    """Reasons quote what students did (paths they opened): as UTF-8 they must still encode,
+    and nothing in them (or in the printed table) may act on a terminal or a page."""
     for row in batch.rows:
         row.reason.encode("utf-8")
         "".join(row.flags).encode("utf-8")
+    table = summary_table(batch.rows)
+    assert printable(table.replace("\n", " ")) == table.replace("\n", " ")
+    assert len(table.splitlines()) == len(batch.rows) + 2  # no row hides another
 
 
 def test_honest_student_in_the_same_batch_keeps_full_marks(batch):
@@ -213,6 +237,29 @@ def test_no_attack_got_out_of_the_box(batch):
 
 def test_no_process_of_a_sandbox_user_survives_the_batch(batch):
     assert batch.survivors == {}
+
+
+def test_no_kernel_object_of_a_sandbox_user_outlives_the_batch(batch):
+    """The corpus tries keyrings and pseudo-terminals: none is left on the host."""
+    assert batch.host["after"]["keys"] == 0
+    assert batch.host["after"]["pseudo-terminals"] <= batch.host["before"]["pseudo-terminals"]
+
+
+def test_answers_left_in_one_run_are_not_found_in_the_next(sandbox_ready, tmp_path):
+    """Every channel pair, across two grading runs: the students who leave their answers
+    are graded first, those who look for them in a second run; nothing gets across."""
+    course = copy_course(open_course(ROOT), tmp_path)
+    pairs = {case: path for case, path in case_files().items() if "_channel_" in case}
+    for step in ("_1_leaves_", "_2_looks_"):
+        (course.submitted_dir).mkdir(exist_ok=True)
+        for case, path in pairs.items():
+            if step in case:
+                submit(course, case, path)
+        rows = grade_small(course)
+    for case in pairs:
+        assert (rows[case].status, rows[case].score) == (CASES[case]["status"],
+                                                        CASES[case]["score"]), rows[case].reason
+    assert host_objects()["keys"] == 0
 
 
 def test_the_batch_takes_well_under_two_minutes(batch):
