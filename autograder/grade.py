@@ -78,7 +78,8 @@ def grade(course, assignment, submissions=None, *, force=False, slots=None, limi
     input variants (default: fresh and secret for every run); `scheduler` the address of
     a Dask scheduler to grade on (default: this machine).
     """
-    records = intake(course, course.check(assignment), submissions)
+    records = intake(course, course.check(assignment), submissions,
+                     max_bytes=limits.submission_mb * 2**20)
     with grading_claim(course, assignment, results_dir(course, assignment)):
         ensure_gradebook(course, assignment)  # creates the database first, before any fan-out
         spec = load_assignment(course, assignment)

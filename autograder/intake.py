@@ -16,10 +16,11 @@ import unicodedata
 import zipfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 
 RECEIPTS = ".receipts"
+MAX_MEMBER_BYTES = 64 * 2**20  # of a zip's member, extracted (grading's own limit is lower)
 # Not a valid id on purpose, so it can never clash with a real student.
 UNKNOWN_STUDENT = "(unknown)"
 # Files an LMS or an OS adds on its own; they are nobody's submission.
@@ -51,25 +52,45 @@ class Intake:
     problem: str | None = None
 
 
-def intake(course, assignment, source=None):
-    """Bring `source` (default: `submitted/`) into `submitted/`; return one `Intake` per student."""
+def intake(course, assignment, source=None, *, max_bytes=MAX_MEMBER_BYTES):
+    """Bring `source` (default: `submitted/`) into `submitted/`; return one `Intake` per student.
+
+    A zip's members are extracted up to `max_bytes` and one byte more: a member that large
+    is a file over the intake limit either way (grading flags it), and a zip bomb must not
+    fill the disk."""
     source = Path(source) if source else course.submitted_dir
     if not source.exists():
         raise IntakeError(f"nothing to take in: {source} does not exist")
     if source.is_file():
         with tempfile.TemporaryDirectory(prefix="intake-") as tmp:
-            unzip(source, Path(tmp))
+            unzip(source, Path(tmp), max_bytes=max_bytes)
             return intake_folder(course, assignment, Path(tmp),
                                  label=lambda p, root: f"{source.name}!{p.relative_to(root)}")
     return intake_folder(course, assignment, source)
 
 
-def unzip(archive, into):
-    """Extract `archive` into the folder `into`; raise `IntakeError` if it is no zip."""
+def unzip(archive, into, *, max_bytes=MAX_MEMBER_BYTES):
+    """Extract `archive` into the folder `into`, each member cut after `max_bytes` + 1 bytes;
+    raise `IntakeError` if it is no zip. Names keep to `into`, as `zipfile` keeps them:
+    no absolute paths, no `..`."""
     try:
         with zipfile.ZipFile(archive) as zipped:
-            zipped.extractall(into)  # zipfile drops absolute paths and `..` from names
-    except (zipfile.BadZipFile, OSError) as error:
+            for member in zipped.infolist():
+                parts = [part for part in PurePosixPath(member.filename.replace("\\", "/")).parts
+                         if part not in ("/", ".", "..")]
+                if not parts:
+                    continue
+                target = into.joinpath(*parts)
+                if member.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zipped.open(member) as source, target.open("wb") as copy:
+                    left = max_bytes + 1
+                    while left and (chunk := source.read(min(left, 1 << 20))):
+                        copy.write(chunk)
+                        left -= len(chunk)
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise IntakeError(f"cannot read {archive} as a zip: {error}") from error
 
 

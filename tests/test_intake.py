@@ -145,3 +145,19 @@ def test_names_without_latin_letters_get_distinct_stable_ids():
     assert safe_id("Иван") != safe_id("李娜")
     assert safe_id("Иван") == safe_id("Иван") and safe_id("Иван").startswith("s_")
     assert safe_id("") == ""
+
+
+def test_a_zip_bomb_is_extracted_only_as_far_as_the_limit(released, tmp_path):
+    """A member that inflates to 200 MB (200 kB in the zip) is cut one byte past the limit:
+    too large either way, and the disk never holds the rest. Names stay inside."""
+    archive = tmp_path / "download.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        with zipped.open("mallory_sigmoid.ipynb", "w") as member:
+            for _ in range(200):
+                member.write(b" " * 2**20)
+        zipped.writestr("../../escaped_sigmoid.ipynb", submission(released, CORRECT))
+    assert archive.stat().st_size < 2**20
+    records = by_student(intake(released, ASSIGNMENT, archive, max_bytes=2**20))
+    assert expected_path(released, "mallory").stat().st_size == 2**20 + 1
+    assert records["escaped"].path == expected_path(released, "escaped")
+    assert not (tmp_path / "escaped_sigmoid.ipynb").exists()
