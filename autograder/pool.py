@@ -7,18 +7,18 @@ when that fails too does the job come back as an infrastructure error.
 """
 import json
 import os
-import queue
 import socket
 import struct
 import subprocess
 import sys
 import threading
-from concurrent.futures import Future, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from . import sandbox
 from .sandbox import Limits, SandboxUnavailable
+from .served import Served
 
 BOX_MODULES = [Path(__file__).with_name(name)
                for name in ("sandbox.py", "syscalls.py", "wire.py", "worker.py")]
@@ -189,7 +189,7 @@ class BoxedWorker:
         self.cgroup.close()
 
 
-class Pool:
+class Pool(Served):
     """`slots` boxed workers, each served by its own thread for the pool's whole life.
 
     Each slot is claimed machine-wide (`sandbox.claim_slot`), so two pools on one machine
@@ -198,6 +198,8 @@ class Pool:
     started it ends, so the workers stay warm exactly as long as the pool. Use as a context
     manager so they always stop.
     """
+
+    closed_error = SandboxUnavailable
 
     def __init__(self, slots=None, limits=Limits()):
         self.slots = slots or os.cpu_count() or 1
@@ -212,36 +214,12 @@ class Pool:
             self._release()
             raise
         self.workers = [None] * self.slots
-        self.closed = False
-        self.todo = queue.Queue()
-        self.threads = [threading.Thread(target=self._serve, args=(index,), daemon=True,
-                                         name=f"sandbox-slot{claim.slot}")
-                        for index, claim in enumerate(self.claims)]
-        for thread in self.threads:
-            thread.start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        super().__init__(self.slots, "sandbox-slot")
 
     def close(self):
         """Cancel what has not started, stop the slot threads (each closes its worker) and
         give the slots back. Jobs already running finish first."""
-        self.closed = True
-        while True:
-            try:
-                item = self.todo.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                item[2].cancel()
-        for _ in self.threads:
-            self.todo.put(None)
-        for thread in self.threads:
-            thread.join()
-        self.threads = []
+        super().close()
         self._release()
 
     def _release(self):
@@ -255,11 +233,7 @@ class Pool:
 
     def submit(self, token, job):
         """Queue one job (a JSON-able dict); a `concurrent.futures.Future` of its `RunResult`."""
-        if self.closed:
-            raise SandboxUnavailable("the sandbox pool is closed")
-        future = Future()
-        self.todo.put((token, json.dumps(job, allow_nan=True).encode(), future))
-        return future
+        return super().submit(token, json.dumps(job, allow_nan=True).encode())
 
     def run(self, jobs):
         """Yield a `RunResult` per `(token, job)` as each finishes, `slots` at a time."""
@@ -267,19 +241,15 @@ class Pool:
         for future in as_completed(futures):
             yield future.result()
 
-    def _serve(self, index):
-        try:
-            self._worker(index)  # warm up before the first job arrives
-        except Exception:  # noqa: BLE001 - reported by the first job, which retries
-            pass
-        try:
-            while (item := self.todo.get()) is not None:
-                token, job, future = item
-                if future.set_running_or_notify_cancel():
-                    future.set_result(self.run_one(index, token, job))
-        finally:
-            if self.workers[index] is not None:
-                self.workers[index].close()
+    def warm(self, index):
+        self._worker(index)
+
+    def handle(self, index, token, job):
+        return self.run_one(index, token, job)
+
+    def cool(self, index):
+        if self.workers[index] is not None:
+            self.workers[index].close()
 
     def _worker(self, index, fresh=False):
         current = self.workers[index]

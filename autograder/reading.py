@@ -17,18 +17,16 @@ The helper answers, as JSON, one of:
 and the grader adds `{"bound": reason}` when a helper ran over its time or memory.
 """
 import json
-import queue
 import resource
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
-from concurrent.futures import Future
 
 from . import wire
+from .served import Served
 from .text import exception_line
 
 START_SECONDS = 60            # a helper that has not said hello by then cannot start
@@ -39,60 +37,37 @@ class ReaderUnavailable(RuntimeError):
     """A reading helper cannot start on this machine (not the submission's doing)."""
 
 
-class Reader:
-    """`helpers` warm reading helpers, each served by a thread; `read(spec, submission)`
+class Reader(Served):
+    """`helpers` warm reading helpers, each owned by a thread; `read(spec, submission)`
     returns the helper's answer (a dict, see the module doc). Use as a context manager."""
 
     def __init__(self, helpers, limits):
         self.limits = limits
-        self.todo = queue.Queue()
-        self.threads = [threading.Thread(target=self._serve, daemon=True, name=f"reader{i}")
-                        for i in range(max(helpers, 1))]
-        for thread in self.threads:
-            thread.start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self):
-        for _ in self.threads:
-            self.todo.put(None)
-        for thread in self.threads:
-            thread.join()
-        self.threads = []
+        self.helpers = [None] * max(helpers, 1)
+        super().__init__(len(self.helpers), "reader")
 
     def submit(self, spec, submission):
         """Queue one file; a future of the helper's answer."""
-        future = Future()
         header = {"release": spec.release_nb, "others": spec.others, "name": submission.name}
-        self.todo.put((json.dumps(header).encode(), submission.data, future))
-        return future
+        return super().submit(json.dumps(header).encode(), submission.data)
 
     def read(self, spec, submission):
         """The helper's answer for one file (blocks until it is there)."""
         return self.submit(spec, submission).result()
 
-    def _serve(self):
-        helper = None
-        try:
-            while (item := self.todo.get()) is not None:
-                header, data, future = item
-                if not future.set_running_or_notify_cancel():
-                    continue
-                try:
-                    if helper is None or helper.poll() is not None:
-                        helper = start_helper(self.limits)
-                    answer, helper = ask(helper, header, data, self.limits)
-                except Exception as error:  # noqa: BLE001 - a helper that cannot start
-                    future.set_exception(ReaderUnavailable(exception_line(error)))
-                    continue
-                future.set_result(answer)
-        finally:
-            if helper is not None:
-                stop(helper)
+    def handle(self, index, header, data):
+        helper = self.helpers[index]
+        if helper is None or helper.poll() is not None:
+            try:
+                helper = self.helpers[index] = start_helper(self.limits)
+            except Exception as error:  # noqa: BLE001 - ours, not the submission's
+                raise ReaderUnavailable(exception_line(error)) from None
+        answer, self.helpers[index] = ask(helper, header, data, self.limits)
+        return answer
+
+    def cool(self, index):
+        if self.helpers[index] is not None:
+            stop(self.helpers[index])
 
 
 def start_helper(limits):
