@@ -221,6 +221,8 @@ def fate(run, done):
         return "output too large: the run handed back more than the limit allows"
     if run.status == "timeout":
         return "timeout: the run took longer than the wall-time limit"
+    if run.status == "lost":  # its supervisor was stopped before it could say what it saw
+        return "timeout: the run's watcher was stopped before it reported (past the wall time)"
     if run.out_of_memory and not done:
         return "out of memory: the run used more than its memory limit and was stopped"
     if run.status in ("signal 9", "signal 24"):

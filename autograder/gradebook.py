@@ -113,7 +113,10 @@ def write_autograded(course, assignment, student, notebook_name, notebook, submi
     """Write the autograded notebook (and the submission's timestamp) where nbgrader reads it."""
     folder = course.autograded_dir / student / assignment
     folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, folder / f"{notebook_name}.ipynb")
+    # Written whole or not at all: a half-written notebook would stop the feedback step.
+    partial = folder / f".{notebook_name}.ipynb.partial"
+    nbformat.write(notebook, partial)
+    partial.replace(folder / f"{notebook_name}.ipynb")
     if submitted_folder is not None and (submitted_folder / "timestamp.txt").is_file():
         shutil.copyfile(submitted_folder / "timestamp.txt", folder / "timestamp.txt")
     return folder / f"{notebook_name}.ipynb"

@@ -76,7 +76,8 @@ def unzip(archive, into, *, max_bytes=MAX_MEMBER_BYTES):
     try:
         with zipfile.ZipFile(archive) as zipped:
             for member in zipped.infolist():
-                parts = [part for part in PurePosixPath(member.filename.replace("\\", "/")).parts
+                parts = [fit_name(part) for part in
+                         PurePosixPath(member.filename.replace("\\", "/")).parts
                          if part not in ("/", ".", "..")]
                 if not parts:
                     continue
@@ -92,6 +93,18 @@ def unzip(archive, into, *, max_bytes=MAX_MEMBER_BYTES):
                         left -= len(chunk)
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise IntakeError(f"cannot read {archive} as a zip: {error}") from error
+
+
+def fit_name(name, limit=200):
+    """`name` shortened, if it must be, to fit a file system's 255 bytes (a long name in
+    another script is within an LMS's limits and far over in UTF-8 bytes): its start, a
+    digest of the whole (so two long names stay two) and its suffix."""
+    if len(name.encode()) <= limit:
+        return name
+    suffix = PurePosixPath(name).suffix if len(PurePosixPath(name).suffix) < 16 else ""
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    start = name.encode()[:limit - len(suffix) - 12].decode(errors="ignore")
+    return f"{start}-{digest}{suffix}"
 
 
 def unwrap(folder, assignments):
@@ -136,9 +149,14 @@ def intake_folder(course, assignment, root, *, label=None):
 
 
 def is_nbgrader_layout(folder, assignments):
-    """True if `folder` looks like nbgrader's `submitted/`: `<student>/<assignment>/` inside,
-    for any of the course's `assignments`."""
-    return any((d / name).is_dir() for d in folder.iterdir() if d.is_dir() for name in assignments)
+    """True if `folder` looks like nbgrader's `submitted/`: every student folder in it holds
+    a folder named after one of the course's `assignments`, and no notebook lies loose. (An
+    LMS folder where one student made an `01_sigmoid/` folder of their own is still an LMS
+    folder: the others must not vanish.)"""
+    entries = [p for p in folder.iterdir() if not is_junk(p.name)]
+    students = [d for d in entries if d.is_dir()]
+    return bool(students) and len(students) == len(entries) and all(
+        any((d / name).is_dir() for name in assignments) for d in students)
 
 
 def files_under(folder):

@@ -70,7 +70,7 @@ def box_command(slot, cgroup_door=None):
     `cgroup_door` the descriptor its children enter their memory cgroup through."""
     read_only = {Path(sys.base_prefix).resolve(), Path(sys.prefix), student_package_dir(),
                  mpl_config_dir()}
-    env = {"PATH": "/usr/bin:/bin", "HOME": sandbox.WORKSPACE, "LANG": "C.UTF-8",
+    env = {"PATH": f"{sys.prefix}/bin:/usr/bin:/bin", "HOME": sandbox.WORKSPACE, "LANG": "C.UTF-8",
            "OPENBLAS_NUM_THREADS": 1, "OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
            "MPLBACKEND": "Agg", "MPLCONFIGDIR": mpl_config_dir(),
            "IPYTHONDIR": f"{sandbox.WORKSPACE}/.ipython", "PYTHONNOUSERSITE": 1}

@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import pwd
+import re
 import resource
 import select
 import shutil
@@ -52,7 +53,7 @@ DEVICES = ("null", "zero", "full", "random", "urandom")
 PTY_MAX = 4                # pseudo-terminals one child may hold
 # The system's own files a program in the box reads as it starts (no note when opened).
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/localtime",
-                "/etc/ld.so.preload", "/etc/locale.alias")
+                "/etc/ld.so.preload", "/etc/locale.alias", "/sys/devices/system/cpu")
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
@@ -186,7 +187,8 @@ def worker_command(*, python, read_only, box_modules, env):
     command += ["--perms", "0755", "--tmpfs", "/dev"]
     for device in DEVICES:
         command += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
-    command += ["--perms", "0755", "--dir", "/dev/pts", "--symlink", "pts/ptmx", "/dev/ptmx"]
+    command += ["--perms", "0755", "--dir", "/dev/pts", "--symlink", "pts/ptmx", "/dev/ptmx",
+                "--perms", "0755", "--dir", "/dev/shm"]
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         command += ["--symlink", target, f"/dev/{name}"]
@@ -373,6 +375,8 @@ SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
 NOTIF = struct.Struct("=QII iIQ6Q")       # id, pid, flags, then seccomp_data: nr, arch, ip, args
 RESPONSE = struct.Struct("=QqiI")          # id, val, error, flags
 AT_FDCWD = -100
+# /proc/<pid>/root, /proc/<pid>/cwd, /proc/<pid>/fd/<n>, and the same under task/<tid>/.
+PROC_MAGIC = re.compile(r"/proc/[^/]+(?:/task/[^/]+)?/(?P<link>root|cwd|fd/\d+)")
 MAX_EVENTS = 20
 PATH_MAX = 4096
 
@@ -399,6 +403,7 @@ class Supervisor:
         self.roots = tuple(os.path.join(root, "") for root in watch_roots)
         self.names = {number: name for name, number in syscalls.numbers(platform.machine()).items()}
         self.attempts, self.notes = [], []
+        self.programs = set()  # PIDs that have run execve: programs, not the student's Python
         self.listener = -1
 
     @property
@@ -467,18 +472,23 @@ class Supervisor:
         if name == "clone" and args[0] & syscalls.NEW_NAMESPACES:
             self.attempt("tried a forbidden system call (clone with new namespaces)")
             return errno.EPERM
+        # A program the student started (`!pip list`) reads its own files and may try the
+        # network: noted, as the start of the program was; Python code's reaches are flagged.
+        report = self.note if pid in self.programs else self.attempt
         if watched == "open":
             if len(self.attempts) < MAX_EVENTS:
                 path = self.opened_path(ident, pid, name, args)
                 if path is not None and not os.path.join(path, "").startswith(self.roots):
-                    self.attempt(f"opened {path[:200]} (outside the workspace)")
+                    report(f"opened {path[:200]} (outside the workspace)")
             return 0
         if watched in ("process", "program"):
             self.note(f"started a {watched}")
+            if watched == "program":
+                self.programs.add(pid)
         elif watched in ("connection", "socket"):
             if len(self.attempts) < MAX_EVENTS and self.internet_address(pid, args):
-                self.attempt("opened a network connection" if watched == "connection"
-                             else "opened a network socket")
+                report("opened a network connection" if watched == "connection"
+                       else "opened a network socket")
         elif name in syscalls.FORBIDDEN:
             self.attempt(f"tried a forbidden system call ({name})")
             return errno.EPERM
@@ -510,7 +520,7 @@ class Supervisor:
             base = self.link(pid, "cwd" if directory == AT_FDCWD else f"fd/{directory}")
             if base is None:
                 return None
-            path = os.path.join(base, path)
+            path = f"{base}/{path}"
         return self.resolve(pid, path)
 
     def link(self, pid, name):
@@ -521,20 +531,39 @@ class Supervisor:
             return None
 
     def resolve(self, pid, path):
-        """`path` as the child's open would find it: links in its /proc followed (its root,
-        working folder, open files), then every other symbolic link (the supervisor shares
-        the child's mounts, so its /tmp is the child's)."""
-        parts = os.path.normpath(path).split("/")
-        if len(parts) > 3 and parts[1] == "proc" and parts[3] in ("root", "cwd", "fd"):
-            take = 5 if parts[3] == "fd" else 4
-            base = "/" if parts[3] == "root" else self.link(pid, "/".join(parts[3:take]))
-            if base is None:
-                return path
-            path = os.path.join(base, *parts[take:])
-        try:
-            return os.path.realpath(path)
-        except OSError:  # a link that names nothing here (the child's own /proc/self)
-            return path
+        """`path` as the child's open would find it, component by component as the kernel
+        walks it: `..` after what precedes it, the magic links of its /proc (a process's or
+        thread's root, working folder, open files) and every symbolic link followed (the
+        supervisor shares the child's mounts, so its /tmp is the child's), with the kernel's
+        own bound of 40 links, so a maze of links costs the supervisor little."""
+        todo, resolved, links, steps = path.split("/")[::-1], "/", 0, 0
+        while todo and steps < PATH_MAX:
+            steps += 1
+            part = todo.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                resolved = os.path.dirname(resolved)
+                continue
+            candidate = os.path.join(resolved, part)
+            magic = PROC_MAGIC.fullmatch(candidate)
+            if magic:
+                target = "/" if magic["link"] == "root" else self.link(pid, magic["link"])
+            else:
+                try:
+                    target = os.readlink(candidate) if os.path.islink(candidate) else None
+                except OSError:  # a link that names nothing here (the child's own /proc/self)
+                    target = None
+            if target is None:
+                resolved = candidate
+                continue
+            links += 1
+            if links > 40:  # the kernel gives up here too (ELOOP)
+                return os.path.join(candidate, *todo[::-1])
+            if target.startswith("/"):
+                resolved = "/"
+            todo.extend(target.split("/")[::-1])
+        return resolved
 
     def still_waiting(self, ident):
         """True if notification `ident` is still pending: its PID still names the caller."""
@@ -602,9 +631,15 @@ def enter_child(*, slot, limits, keep_fds, listener_to):
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     for device in DEVICES:  # the host's own device files: usable, but their times unchangeable
         _mount(None, f"/dev/{device}", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
-    # Pseudo-terminals of its own (IPython's `!command` runs the command on one), a few.
+    # Pseudo-terminals of its own (IPython's `!command` runs the command on one), a few;
+    # a /dev/shm of its own; and no /proc/sys, whose host-wide counters (pseudo-terminals
+    # and files in use) another child could move.
     _mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
            f"newinstance,ptmxmode=0666,mode=0620,max={PTY_MAX}")
+    _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={limits.tmp_mb}m,mode=1777")
+    _mount("tmpfs", "/proc/sys", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+           "size=4k,mode=0555")
     if not set_oom_score(1000):  # out of memory: the submission goes first, never the worker
         raise OSError("cannot set the OOM score")
     os.chdir(WORKSPACE)

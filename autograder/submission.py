@@ -271,7 +271,7 @@ def test_cell(cell, verdict):
     if verdict is None or verdict.passed:
         cell["outputs"] = [nbformat.v4.new_output("stream", name="stdout", text="checks passed.\n")]
     else:
+        message = plain_text(verdict.message)  # it may quote what the student's code raised
         cell["outputs"] = [nbformat.v4.new_output(
-            "error", ename="CheckFailed", evalue=verdict.message,
-            traceback=[f"CheckFailed: {verdict.message}"])]
+            "error", ename="CheckFailed", evalue=message, traceback=[f"CheckFailed: {message}"])]
     return cell

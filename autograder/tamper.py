@@ -29,15 +29,17 @@ REACHING_ATTRIBUTES = {"_getframe": "frame inspection", "f_back": "frame inspect
                        "get_objects": "a walk of the heap",
                        "__globals__": "a function's insides",
                        "__closure__": "a function's insides", "__code__": "a function's insides"}
-REACHING_MODULES = {"inspect": "frame inspection", "ctypes": "raw memory access",
-                    "gc": "a walk of the heap"}
+REACHING_MODULES = {"ctypes": "raw memory access"}
+# Frame inspection through `inspect` (its other functions, `signature` say, are honest).
+INSPECT_FRAMES = {"currentframe", "getouterframes", "getinnerframes", "getframeinfo", "stack",
+                  "trace"}
 # os calls on raw file descriptors: how a cell would write or silence the box's own lines.
 RAW_DESCRIPTORS = {"write", "writev", "pwrite", "pwritev", "dup", "dup2", "close",
                    "closerange", "fdopen", "sendfile", "splice"}
 GRADER_MARKERS = ("NBGRADER_EXECUTION", "NBGRADER_VALIDATING")
-# Places in a course directory a student's code has no business reading.
+# Places in a course directory a student's code has no business reading (a URL is not one).
 FOREIGN_PATH = re.compile(r"(^|/)(source|release|submitted|autograded|feedback)/|gradebook\.db"
-                          r"|\.\./|^/(root|home|work|srv|etc/shadow)\b")
+                          r"|^/(root|work|srv|etc/shadow)\b")
 
 
 def static_flags(sources):
@@ -56,7 +58,7 @@ def _scan(source):
                 if name in source]
     # Out of memory or of stack is no reading at all: it goes up, to the reading helper,
     # which makes it the submission's row (a score needs a static reading).
-    found = []
+    found, os_names = [], _names_of(tree, "os")
     for node in ast.walk(tree):
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
@@ -64,7 +66,7 @@ def _scan(source):
                 base = _base_name(target)
                 if isinstance(target, (ast.Attribute, ast.Subscript)) and base in PATCHABLE_MODULES:
                     found.append(f"patches {ast.unparse(target)[:60]}")
-                elif isinstance(target, ast.Attribute) and _base_name(target.value) == "os":
+                elif isinstance(target, ast.Attribute) and _base_name(target.value) in os_names:
                     # os.write, os.dup2...: the calls the box's reporting code makes
                     found.append(f"patches {ast.unparse(target)[:60]}")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
@@ -76,8 +78,11 @@ def _scan(source):
         elif isinstance(node, ast.Attribute) and node.attr in REACHING_ATTRIBUTES:
             found.append(f"uses {REACHING_ATTRIBUTES[node.attr]}")
         elif isinstance(node, ast.Attribute) and node.attr in RAW_DESCRIPTORS \
-                and _base_name(node) == "os":
+                and _base_name(node) in os_names:
             found.append(f"uses raw file descriptors (os.{node.attr})")
+        elif isinstance(node, ast.Attribute) and node.attr in INSPECT_FRAMES \
+                and _base_name(node) in _names_of(tree, "inspect"):
+            found.append("uses frame inspection")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
                 and node.func.id == "open" and node.args \
                 and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, int):
@@ -88,23 +93,37 @@ def _scan(source):
                 if name.split(".")[0] in REACHING_MODULES:
                     found.append(f"uses {REACHING_MODULES[name.split('.')[0]]}")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-                and node.func.id in ("getattr", "setattr") and len(node.args) > 1 \
-                and not isinstance(node.args[1], ast.Constant) and _is_guarded(node.args[0]):
+                and node.func.id in ("getattr", "setattr", "delattr") and len(node.args) > 1 \
+                and not isinstance(node.args[1], ast.Constant) \
+                and _is_guarded(node.args[0], reading=node.func.id == "getattr"):
             found.append(f"reaches into {ast.unparse(node.args[0])[:40]} by a computed name")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             if any(marker in node.value for marker in GRADER_MARKERS):
                 found.append("checks whether it runs under the grader")
-            elif FOREIGN_PATH.search(node.value):
+            elif FOREIGN_PATH.search(node.value) and "://" not in node.value:
                 found.append(f"reaches for {node.value[:60]!r}, outside the workspace")
     return found
 
 
-def _is_guarded(node):
-    """True for NumPy, the builtins, the shell (`get_ipython()`) or a module built from a
-    string (`__import__('nu' + 'mpy')`): things a computed attribute name hides a patch on."""
+def _is_guarded(node, reading=False):
+    """True for the shell (`get_ipython()`) or a module built from a string
+    (`__import__('nu' + 'mpy')`), and, when it is written to, NumPy or the builtins too:
+    things a computed attribute name hides a patch on (reading NumPy by name is honest)."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         return node.func.id in ("get_ipython", "__import__")
-    return _base_name(node) in PATCHABLE_MODULES
+    return not reading and _base_name(node) in PATCHABLE_MODULES
+
+
+def _names_of(tree, module):
+    """The names `module` goes by in `tree`: its own, `import module as m`, and `m = module`."""
+    names = {module}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.asname for alias in node.names if alias.name == module and alias.asname}
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) \
+                and node.value.id in names:
+            names |= {target.id for target in node.targets if isinstance(target, ast.Name)}
+    return names
 
 
 def _base_name(node):

@@ -104,7 +104,7 @@ class Worker:
         roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sandbox.WORKSPACE, sandbox.BOX_DIR,
                  os.path.dirname(gdlab.__file__), matplotlib.get_data_path(),
                  os.environ.get("MPLCONFIGDIR", sandbox.WORKSPACE), "/proc",
-                 "/dev/pts", "/dev/ptmx", *sandbox.SYSTEM_PATHS,
+                 "/dev/pts", "/dev/ptmx", "/dev/shm", *sandbox.SYSTEM_PATHS,
                  *(f"/dev/{device}" for device in sandbox.DEVICES)}
         roots |= {os.path.realpath(p) for p in sys.path if p}
         return sorted(roots)

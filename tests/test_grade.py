@@ -83,7 +83,12 @@ def test_a_helper_cell_after_the_tests_still_runs(released):
 def test_honest_habits_raise_no_flag(released):
     place(released, "gina", with_extra_cells(
         released, CORRECT, "%load_ext autoreload\n%autoreload 2",
-        "import platform\nprint(platform.platform())", "!echo hello"))
+        "import platform\nprint(platform.platform())", "!echo hello",
+        "import os\nprint(os.cpu_count(), os.listdir('.'))",
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "with ThreadPoolExecutor() as pool:\n    print(list(pool.map(abs, [-1, 2])))",
+        "!python -c 'print(42)'", "import inspect\nprint(inspect.signature(print))",
+        "with open('/dev/shm/scratch', 'w') as f:\n    f.write('ok')\n%timeit -n 2 -r 1 sum([1])"))
     (row,) = grade(released, ASSIGNMENT, progress_stream=io.StringIO())
     assert (row.status, row.score, row.flags) == ("graded", 3.0, ())
     assert "started a process" in row.reason  # noted, not held against them

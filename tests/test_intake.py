@@ -161,3 +161,30 @@ def test_a_zip_bomb_is_extracted_only_as_far_as_the_limit(released, tmp_path):
     assert expected_path(released, "mallory").stat().st_size == 2**20 + 1
     assert records["escaped"].path == expected_path(released, "escaped")
     assert not (tmp_path / "escaped_sigmoid.ipynb").exists()
+
+
+def test_a_students_own_assignment_folder_does_not_hide_the_class(released, tmp_path):
+    """In a Moodle download one student made a folder named like the assignment: the folder
+    is still an LMS download, and every student is taken in."""
+    archive = tmp_path / "moodle.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("Alice Smith_1_assignsubmission_file_/sigmoid.ipynb",
+                        submission(released, CORRECT))
+        zipped.writestr("Bob Jones_2_assignsubmission_file_/my work.ipynb",
+                        submission(released, CORRECT))
+        zipped.writestr(f"Mallory Evil_3_assignsubmission_file_/{ASSIGNMENT}/x.ipynb",
+                        submission(released, CORRECT))
+    records = by_student(intake(released, ASSIGNMENT, archive))
+    assert sorted(records) == ["alice_smith", "bob_jones", "mallory_evil"]
+    assert all(record.path is not None for record in records.values())
+
+
+def test_a_name_too_long_for_the_disk_is_shortened_not_the_end_of_intake(released, tmp_path):
+    """96 Chinese characters are within an LMS's limit and 288 bytes in UTF-8."""
+    archive = tmp_path / "download.zip"
+    long_name = "李" * 96
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr(f"{long_name}/sigmoid.ipynb", submission(released, CORRECT))
+        zipped.writestr("alice_sigmoid.ipynb", submission(released, CORRECT))
+    records = intake(released, ASSIGNMENT, archive)
+    assert len(records) == 2 and all(record.path for record in records)

@@ -883,7 +883,7 @@ for name, attempt in [
 
 
 def test_the_box_has_the_five_data_devices_and_a_few_terminals_of_its_own(pool):
-    """No tty, no shared /dev/shm; pseudo-terminals only from the child's own devpts (what
+    """No tty; a /dev/shm of the child's own; pseudo-terminals only from its own devpts (what
     IPython's `!command` runs on), PTY_MAX of them: every devpts draws on the host's one
     count, so a child must not be able to use it up."""
     before = pseudo_terminals_in_use()
@@ -898,8 +898,8 @@ except OSError as error:
     print(len(held), "pseudo-terminals, then", error.strerror)
 ''')
     listing, terminals = text.splitlines()
-    assert listing == str(["fd", "full", "null", "ptmx", "pts", "random", "stderr", "stdin",
-                           "stdout", "urandom", "zero"])
+    assert listing == str(["fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr",
+                           "stdin", "stdout", "urandom", "zero"])
     assert terminals == f"{PTY_MAX} pseudo-terminals, then No space left on device"
     assert pseudo_terminals_in_use() <= before  # they went with the child
 
@@ -992,3 +992,28 @@ print(len(children), "processes,", written, "MB")
     assert started < limits.processes  # the job itself counts as one
     assert written <= limits.tmp_mb
     assert stopped == "stopped: No space left on device"
+
+
+def test_the_supervisor_notes_paths_however_they_are_spelt(pool):
+    """`..` after a /proc magic link, a thread's root, a symbolic link in /tmp, a maze of
+    links: each open outside the workspace is noted as the path the kernel would walk to,
+    and the maze costs the supervisor no more than the kernel's 40 links."""
+    result, (text,) = run(pool, '''
+import os, threading, time
+tid = threading.get_native_id()
+os.symlink("/work", "/tmp/w")
+for link in range(60):
+    os.symlink(f"/tmp/m{link + 1}", f"/tmp/m{link}")
+start = time.monotonic()
+for path in ("/proc/self/cwd/../opt/a", f"/proc/self/task/{tid}/root/opt/b", "/tmp/w/c",
+             "/tmp/m0/d"):
+    try:
+        os.listdir(path)
+    except OSError:
+        pass
+print(round(time.monotonic() - start, 1))
+''')
+    assert result.status == "exit 0"
+    assert float(text) < 2
+    for path in ("/opt/a", "/opt/b", "/work/c"):
+        assert f"opened {path} (outside the workspace)" in result.events, result.events

@@ -11,7 +11,8 @@ from autograder.tamper import classify, static_flags
     ("import os\nos.write(4, b'{}')", "uses raw file descriptors (os.write)"),
     ("import os\nos.dup2(os.open('/dev/null', 0), 4)", "uses raw file descriptors (os.dup2)"),
     ("open(4, 'wb').write(b'{}')", "uses raw file descriptors (open of a number)"),
-    ("import gc", "uses a walk of the heap"),
+    ("import os as o\no._exit = print", "patches o._exit"),
+    ("import inspect\ninspect.currentframe().f_back", "uses frame inspection"),
     ("[o for o in __import__('gc').get_objects()]", "uses a walk of the heap"),
     ("import sys\nsys._getframe(1).f_back.f_locals", "uses frame inspection"),
     ("try:\n    1 / 0\nexcept Exception as e:\n    e.__traceback__.tb_frame", "uses frame inspection"),
@@ -28,7 +29,11 @@ def test_honest_code_raises_no_flag():
     honest = ["import os\nos.environ['OMP_NUM_THREADS'] = '1'\nprint(os.listdir('.'))",
               "import numpy as np\nx = np.linspace(0, 1, 5)\nprint(np.isclose(x, x).all())",
               "%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.plot([1, 2])",
-              "!echo hello", "with open('notes.txt', 'w') as f:\n    f.write('ok')"]
+              "!echo hello", "with open('notes.txt', 'w') as f:\n    f.write('ok')",
+              "import gc\ngc.collect()", "import inspect\nprint(inspect.signature(print))",
+              "for name in ['sin', 'cos']:\n    print(getattr(np, name)(0))",
+              "open('../data/notes.txt')", "url = 'https://example.org/release/data.csv'",
+              "print(np.stack([np.zeros(2), np.ones(2)]))"]
     assert static_flags(honest) == []
 
 
