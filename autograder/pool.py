@@ -65,17 +65,14 @@ def mpl_config_dir():
     return folder
 
 
-def box_command(slot, cgroup_door=None):
-    """The bubblewrap command line for the worker of `slot` (see `sandbox.worker_command`);
-    `cgroup_door` the descriptor its children enter their memory cgroup through."""
+def box_command(slot):
+    """The bubblewrap command line for the worker of `slot` (see `sandbox.worker_command`)."""
     read_only = {Path(sys.base_prefix).resolve(), Path(sys.prefix), student_package_dir(),
                  mpl_config_dir()}
     env = {"PATH": f"{sys.prefix}/bin:/usr/bin:/bin", "HOME": sandbox.WORKSPACE, "LANG": "C.UTF-8",
            "OPENBLAS_NUM_THREADS": 1, "OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
            "MPLBACKEND": "Agg", "MPLCONFIGDIR": mpl_config_dir(),
            "IPYTHONDIR": f"{sandbox.WORKSPACE}/.ipython", "PYTHONNOUSERSITE": 1}
-    if cgroup_door is not None:
-        env[sandbox.CGROUP_DOOR_ENV] = cgroup_door
     command = sandbox.worker_command(python=Path(sys.executable), read_only=sorted(read_only),
                                      box_modules=BOX_MODULES, env=env)
     # An installed (not editable) autograder would sit inside a mounted site-packages:
@@ -103,15 +100,9 @@ class BoxedWorker:
     def __init__(self, slot, limits):
         self.slot, self.limits = slot, limits
         self.cgroup = sandbox.SlotCgroup(slot)
-        door = self.cgroup.child_door()
-        try:
-            self.process = subprocess.Popen(box_command(slot, door), stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                            preexec_fn=self.cgroup.join,
-                                            pass_fds=() if door is None else (door,))
-        finally:
-            if door is not None:
-                os.close(door)
+        self.process = subprocess.Popen(box_command(slot), stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        preexec_fn=self.cgroup.join)
         self.stderr_tail = []
         self.drainer = threading.Thread(target=self._drain_stderr, daemon=True)
         self.drainer.start()

@@ -60,7 +60,6 @@ CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
 MS_REC, MS_PRIVATE = 1 << 14, 1 << 18
 READ_ONLY_ENV = "GD_BOX_READ_ONLY"  # the box's read-only paths, for the child to keep in view
-CGROUP_DOOR_ENV = "GD_BOX_CGROUP_DOOR"  # descriptor through which a child enters its cgroup
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 
 
@@ -219,13 +218,14 @@ class SlotCgroup:
     """Cgroups (v1) around one worker and everything it forks: memory, processes, CPU.
 
     RLIMIT_AS bounds each process; a submission that forks would hold `processes` times
-    as much. The slot's memory cgroup bounds them together, and each boxed child enters a
-    cgroup of its own below it (`child`, joined through a file descriptor the worker is
-    handed), capped at `memory_mb`: when a submission runs out of memory, the kernel's OOM
-    killer chooses among that submission's processes only, never the worker. The slot's CPU
-    cgroup holds it to one core, so however many processes a submission starts (each in a
-    session of its own), the other slots keep theirs. Without writable cgroups this does
-    nothing, and the per-process limits still hold.
+    as much. The slot's memory cgroup bounds them together: after the worker is warm its
+    limit is what it uses plus `memory_mb`, and the kernel's OOM killer picks the child (its
+    score is raised to the top) rather than the worker. A child that lowers its score again
+    and brings the worker down is retried on a fresh worker, and one that does so every
+    time is flagged (see `pool.Pool.run_one`); either way only its own slot is touched. The
+    slot's CPU cgroup holds it to one core, so however many processes a submission starts
+    (each in a session of its own), the other slots keep theirs. Without writable cgroups
+    this does nothing, and the per-process limits still hold.
     """
 
     CONTROLLERS = ("memory", "pids", "cpu")
@@ -239,13 +239,6 @@ class SlotCgroup:
                 self.paths[controller] = path
             except OSError:
                 pass
-        self.child = None
-        if "memory" in self.paths:
-            try:
-                os.makedirs(f"{self.paths['memory']}/child", exist_ok=True)
-                self.child = f"{self.paths['memory']}/child"
-            except OSError:
-                pass
 
     def join(self):
         """Enter the cgroups (run in the worker's process before it starts bubblewrap)."""
@@ -253,20 +246,14 @@ class SlotCgroup:
             with open(f"{path}/cgroup.procs", "w") as procs:
                 procs.write(str(os.getpid()))
 
-    def child_door(self):
-        """A descriptor a boxed child writes "0" to, to enter its own cgroup; or None."""
-        return os.open(f"{self.child}/cgroup.procs", os.O_WRONLY) if self.child else None
-
     def limit(self, limits):
-        """Cap the slot at the warm worker's usage plus what one submission may use, the
-        child's cgroup at what one submission may use, and the slot at one core."""
+        """Cap the slot at the warm worker's usage plus what one submission may use (and
+        its supervisor), and at one core."""
         if "memory" in self.paths:
             with open(f"{self.paths['memory']}/memory.usage_in_bytes") as usage:
                 used = int(usage.read())
             _write(f"{self.paths['memory']}/memory.limit_in_bytes",
                    used + (limits.memory_mb + 64) * 2**20)  # and the supervisor's own
-            if self.child:
-                _write(f"{self.child}/memory.limit_in_bytes", limits.memory_mb * 2**20)
         if "pids" in self.paths:
             _write(f"{self.paths['pids']}/pids.max", limits.processes + 16)  # bwrap, worker, ...
         if "cpu" in self.paths:
@@ -275,7 +262,7 @@ class SlotCgroup:
 
     def oom_kills(self):
         """How many processes the kernel has killed in this slot for want of memory."""
-        for path in filter(None, (self.child, self.paths.get("memory"))):
+        for path in filter(None, [self.paths.get("memory")]):
             try:
                 with open(f"{path}/memory.oom_control") as control:
                     for line in control:
@@ -286,7 +273,7 @@ class SlotCgroup:
         return 0
 
     def close(self):
-        for path in filter(None, (self.child, *self.paths.values())):
+        for path in self.paths.values():
             try:
                 os.rmdir(path)
             except OSError:
@@ -611,9 +598,6 @@ def read_string(pid, address, limit):
 def enter_child(*, slot, limits, keep_fds, listener_to):
     """Turn this freshly forked PID 1 into the box for one submission (see module doc);
     the seccomp listener goes to the supervisor through the socket `listener_to`."""
-    door = os.environ.pop(CGROUP_DOOR_ENV, None)
-    if door:  # its own memory cgroup: an OOM in it kills its processes only
-        os.write(int(door), b"0")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     name, uid, gid = slot_user(slot)
     # A course checked out under /tmp has its Python and gdlab/ there: hold on to them, lay

@@ -174,8 +174,8 @@ def test_a_worker_that_cannot_start_says_why(released, monkeypatch):
     from autograder import pool
     place(released, "alice", submission(released, CORRECT))
     command = pool.box_command  # the worker's script and slot give way to a failing import
-    monkeypatch.setattr(pool, "box_command", lambda slot, door=None:
-                        command(slot, door)[:-2] + ["-c", "import no_such_module"])
+    monkeypatch.setattr(pool, "box_command", lambda slot:
+                        command(slot)[:-2] + ["-c", "import no_such_module"])
     (row,) = grade(released, ASSIGNMENT, slots=1, progress_stream=io.StringIO())
     assert row.status == "error"
     assert row.reason.endswith("ModuleNotFoundError: No module named 'no_such_module'")
