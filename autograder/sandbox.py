@@ -247,13 +247,16 @@ class SlotCgroup:
                 procs.write(str(os.getpid()))
 
     def limit(self, limits):
-        """Cap the slot at the warm worker's usage plus what one submission may use (and
-        its supervisor), and at one core."""
+        """Cap the slot at what the warm worker holds plus what one submission may use,
+        and at one core."""
         if "memory" in self.paths:
-            with open(f"{self.paths['memory']}/memory.usage_in_bytes") as usage:
-                used = int(usage.read())
+            # What the warm worker holds, not what the cgroup was charged: the page cache of
+            # the files it imported counts in the usage, and would leave room to spare.
+            with open(f"{self.paths['memory']}/memory.stat") as stat:
+                held = dict(line.split() for line in stat)
+            used = int(held["total_rss"]) + int(held["total_mapped_file"])
             _write(f"{self.paths['memory']}/memory.limit_in_bytes",
-                   used + (limits.memory_mb + 64) * 2**20)  # and the supervisor's own
+                   used + limits.memory_mb * 2**20)
         if "pids" in self.paths:
             _write(f"{self.paths['pids']}/pids.max", limits.processes + 16)  # bwrap, worker, ...
         if "cpu" in self.paths:
